@@ -1,0 +1,90 @@
+"""dlscratch: deep learning from scratch in Python and NumPy.
+
+The networks, layers, losses and optimizers of chapters 3-6 of Koki Saito's
+*Deep Learning from Scratch*, written to be read, tested and used::
+
+    from dlscratch import MultiLayerNet, Adam
+    from dlscratch.data import load_mnist
+
+    (x_train, t_train), (x_test, t_test) = load_mnist()
+    net = MultiLayerNet(784, [100, 100], 10)
+    opt = Adam(lr=1e-3)
+    grads = net.gradient(x_train[:100], t_train[:100])
+    opt.update(net.params, grads)
+"""
+
+__version__ = "0.1.0"
+
+from dlscratch.functions import (
+    cross_entropy_error,
+    identity_function,
+    mean_squared_error,
+    mean_squared_error_mean,
+    relu,
+    sigmoid,
+    softmax,
+    step_function,
+    tanh,
+)
+from dlscratch.gradient import (
+    gradient_check,
+    gradient_descent,
+    numerical_diff,
+    numerical_gradient,
+)
+from dlscratch.init import he_std, init_weight, xavier_std
+from dlscratch.layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    IdentityWithLoss,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+    Tanh,
+)
+from dlscratch.nets import MultiLayerNet, SimpleNet, TwoLayerNet, build_network
+from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "AddLayer",
+    "Affine",
+    "BatchNormalization",
+    "Dropout",
+    "IdentityWithLoss",
+    "Momentum",
+    "MulLayer",
+    "MultiLayerNet",
+    "Nesterov",
+    "RMSprop",
+    "Relu",
+    "Sigmoid",
+    "SimpleNet",
+    "SoftmaxWithLoss",
+    "Tanh",
+    "TwoLayerNet",
+    "__version__",
+    "build_network",
+    "cross_entropy_error",
+    "get_optimizer",
+    "gradient_check",
+    "gradient_descent",
+    "he_std",
+    "identity_function",
+    "init_weight",
+    "mean_squared_error",
+    "mean_squared_error_mean",
+    "numerical_diff",
+    "numerical_gradient",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "step_function",
+    "tanh",
+    "xavier_std",
+]

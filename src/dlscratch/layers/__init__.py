@@ -1,0 +1,24 @@
+"""Layers with forward and backward passes (chapters 5-6)."""
+
+from dlscratch.layers.activations import ACTIVATIONS, Relu, Sigmoid, Tanh
+from dlscratch.layers.affine import Affine
+from dlscratch.layers.arithmetic import AddLayer, MulLayer
+from dlscratch.layers.base import Layer
+from dlscratch.layers.dropout import Dropout
+from dlscratch.layers.losses import IdentityWithLoss, SoftmaxWithLoss
+from dlscratch.layers.normalization import BatchNormalization
+
+__all__ = [
+    "ACTIVATIONS",
+    "Affine",
+    "AddLayer",
+    "BatchNormalization",
+    "Dropout",
+    "IdentityWithLoss",
+    "Layer",
+    "MulLayer",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "Tanh",
+]
