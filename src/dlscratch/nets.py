@@ -191,6 +191,25 @@ class Network:
                 layer.buffers[key][...] = saved[name]
 
     # -- state ---------------------------------------------------------------------
+    def random_state(self) -> dict:
+        """The generator states of the layers that draw random numbers (dropout), by layer name.
+
+        JSON-serialisable; save it beside :meth:`state_dict` to resume training exactly.
+        """
+        return {
+            name: layer.rng.bit_generator.state
+            for name, layer in self.layers.items()
+            if isinstance(layer, Dropout)
+        }
+
+    def set_random_state(self, states: dict) -> None:
+        """Restore what :meth:`random_state` returned."""
+        for name, state in states.items():
+            layer = self.layers.get(name)
+            if not isinstance(layer, Dropout):
+                raise ValueError(f"random state for {name!r}, which is not a dropout layer here")
+            layer.rng.bit_generator.state = state
+
     def state_dict(self) -> OrderedDict:
         """Copies of every parameter and buffer (running statistics), as NumPy arrays."""
         state = OrderedDict((name, to_numpy(p).copy()) for name, p in self.params.items())

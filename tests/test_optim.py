@@ -1,0 +1,168 @@
+"""Optimizers: two steps against the closed-form rules, validation, exact resume."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dlscratch import MultiLayerNet
+from dlscratch.optim import (
+    OPTIMIZERS,
+    SGD,
+    AdaGrad,
+    Adam,
+    Momentum,
+    Nesterov,
+    RMSprop,
+    get_optimizer,
+)
+
+W0 = np.array([[1.0, -2.0], [0.5, 3.0]])
+G1 = np.array([[0.2, -0.4], [1.0, 0.0]])
+G2 = np.array([[-0.1, 0.3], [0.5, 2.0]])
+
+
+def two_steps(opt):
+    params = {"W": W0.copy()}
+    opt.update(params, {"W": G1.copy()})
+    after1 = params["W"].copy()
+    opt.update(params, {"W": G2.copy()})
+    return after1, params["W"]
+
+
+def test_sgd():
+    w1, w2 = two_steps(SGD(lr=0.1))
+    np.testing.assert_allclose(w1, W0 - 0.1 * G1)
+    np.testing.assert_allclose(w2, W0 - 0.1 * G1 - 0.1 * G2)
+
+
+def test_momentum():
+    lr, m = 0.1, 0.9
+    w1, w2 = two_steps(Momentum(lr=lr, momentum=m))
+    v1 = -lr * G1
+    v2 = m * v1 - lr * G2
+    np.testing.assert_allclose(w1, W0 + v1)
+    np.testing.assert_allclose(w2, W0 + v1 + v2)
+
+
+def test_nesterov():
+    lr, m = 0.1, 0.9
+    w1, w2 = two_steps(Nesterov(lr=lr, momentum=m))
+    v1 = -lr * G1
+    e1 = W0 + m * m * v1 - (1 + m) * lr * G1
+    v2 = m * v1 - lr * G2
+    np.testing.assert_allclose(w1, e1)
+    np.testing.assert_allclose(w2, e1 + m * m * v2 - (1 + m) * lr * G2)
+
+
+def test_adagrad():
+    lr = 0.5
+    w1, w2 = two_steps(AdaGrad(lr=lr))
+    h1 = G1**2
+    e1 = W0 - lr * G1 / (np.sqrt(h1) + 1e-7)
+    h2 = h1 + G2**2
+    np.testing.assert_allclose(w1, e1)
+    np.testing.assert_allclose(w2, e1 - lr * G2 / (np.sqrt(h2) + 1e-7))
+
+
+def test_rmsprop():
+    lr, rho = 0.01, 0.9
+    w1, w2 = two_steps(RMSprop(lr=lr, decay_rate=rho))
+    h1 = (1 - rho) * G1**2
+    e1 = W0 - lr * G1 / (np.sqrt(h1) + 1e-7)
+    h2 = rho * h1 + (1 - rho) * G2**2
+    np.testing.assert_allclose(w1, e1)
+    np.testing.assert_allclose(w2, e1 - lr * G2 / (np.sqrt(h2) + 1e-7))
+
+
+def test_adam():
+    lr, b1, b2 = 0.01, 0.9, 0.999
+    w1, w2 = two_steps(Adam(lr=lr, beta1=b1, beta2=b2))
+    m1, v1 = (1 - b1) * G1, (1 - b2) * G1**2
+    e1 = W0 - lr * math.sqrt(1 - b2) / (1 - b1) * m1 / (np.sqrt(v1) + 1e-7)
+    m2, v2 = b1 * m1 + (1 - b1) * G2, b2 * v1 + (1 - b2) * G2**2
+    e2 = e1 - lr * math.sqrt(1 - b2**2) / (1 - b1**2) * m2 / (np.sqrt(v2) + 1e-7)
+    np.testing.assert_allclose(w1, e1)
+    np.testing.assert_allclose(w2, e2)
+    # Adam's first step moves every weight by about lr, whatever the gradient's scale
+    np.testing.assert_allclose(np.abs(w1 - W0)[G1 != 0], lr, rtol=1e-4)
+
+
+def test_updates_in_place_keep_identity():
+    params = {"W": W0.copy()}
+    ref = params["W"]
+    for name in OPTIMIZERS:
+        get_optimizer(name, lr=0.01).update(params, {"W": G1})
+    assert params["W"] is ref
+
+
+def test_float32_stays_float32():
+    params = {"W": W0.astype(np.float32)}
+    for name in OPTIMIZERS:
+        get_optimizer(name).update(params, {"W": G1.astype(np.float32)})
+        assert params["W"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (lambda: SGD(lr=-0.1), "Invalid learning rate: -0.1"),
+        (lambda: SGD(lr=0), "Invalid learning rate: 0"),
+        (lambda: Adam(lr=float("nan")), "Invalid learning rate"),
+        (lambda: Momentum(momentum=1.0), "Invalid momentum: 1.0"),
+        (lambda: Adam(beta2=-0.5), "Invalid beta2"),
+        (lambda: RMSprop(decay_rate=2), "Invalid decay_rate: 2"),
+        (lambda: get_optimizer("adamw"), "unknown optimizer 'adamw'"),
+    ],
+)
+def test_bad_hyperparameters(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+def test_shape_mismatch_named():
+    with pytest.raises(ValueError, match="gradient of 'W' has shape"):
+        SGD().update({"W": np.zeros((2, 2))}, {"W": np.zeros(3)})
+
+
+def _train(net, opt, batches):
+    for x, t in batches:
+        opt.update(net.params, net.gradient(x, t))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_resume_is_bit_identical(name, rng):
+    batches = [(rng.standard_normal((8, 6)), rng.integers(0, 3, 8)) for _ in range(6)]
+    kwargs = dict(use_batchnorm=True, use_dropout=True, dropout_ratio=0.2)
+
+    straight = MultiLayerNet(6, [5, 4], 3, rng=7, **kwargs)
+    opt = get_optimizer(name, lr=0.01)
+    _train(straight, opt, batches)
+
+    first = MultiLayerNet(6, [5, 4], 3, rng=7, **kwargs)
+    opt1 = get_optimizer(name, lr=0.01)
+    _train(first, opt1, batches[:3])
+    net_state, opt_state = first.state_dict(), opt1.state_dict()
+    random_state = first.random_state()
+
+    resumed = MultiLayerNet(6, [5, 4], 3, rng=99, **kwargs)
+    resumed.load_state_dict(net_state)
+    resumed.set_random_state(random_state)
+    opt2 = get_optimizer(name, lr=0.5)  # hyperparameters come from the state
+    opt2.load_state_dict(opt_state)
+    _train(resumed, opt2, batches[3:])
+
+    for k in straight.params:
+        np.testing.assert_array_equal(resumed.params[k], straight.params[k])
+    assert opt2.t == opt.t == 6
+
+
+def test_state_dict_contents_and_type_check():
+    opt = Adam(lr=0.01)
+    opt.update({"W": W0.copy()}, {"W": G1})
+    state = opt.state_dict()
+    assert state["type"] == "Adam" and state["t"] == 1
+    assert set(state["state"]) == {"m", "v"} and "W" in state["state"]["m"]
+    assert state["hyperparameters"] == {"lr": 0.01, "beta1": 0.9, "beta2": 0.999}
+    with pytest.raises(ValueError, match="for 'Adam', not 'SGD'"):
+        SGD().load_state_dict(state)
