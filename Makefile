@@ -20,7 +20,7 @@ train: install
 	$(BIN)/dlscratch train $(ARGS)
 
 test: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: install
