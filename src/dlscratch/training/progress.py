@@ -1,0 +1,111 @@
+"""A progress bar per epoch (tqdm), with the running loss and accuracy and an ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from dlscratch.training.callbacks import Callback
+
+
+class ProgressBar(Callback):
+    """Show a tqdm bar for each epoch on standard error.
+
+    The bar is redrawn at most every ``mininterval`` seconds; between redraws a
+    step costs a few additions, an arg-max over the batch's scores and a clock
+    read. It shows the mean mini-batch loss and accuracy of the epoch so far
+    (in train mode, as the network saw each batch); tqdm adds the rate and ETA.
+
+    Parameters
+    ----------
+    mininterval : float
+        Seconds between redraws.
+    disable : bool or None
+        True: no bar; None (default): only when standard error is a terminal.
+    file : text stream
+        Where to draw (default ``sys.stderr``).
+    """
+
+    order = -10
+
+    def __init__(self, mininterval: float = 0.5, disable: bool | None = None, file=None) -> None:
+        self.mininterval = float(mininterval)
+        self.disable = disable
+        self.file = file
+        self.bar = None
+
+    def _stream(self):
+        return self.file if self.file is not None else sys.stderr
+
+    @property
+    def enabled(self) -> bool:
+        if self.disable is None:
+            isatty = getattr(self._stream(), "isatty", None)
+            return bool(isatty and isatty())
+        return not self.disable
+
+    @property
+    def wants_step_end(self) -> bool:
+        return self.enabled
+
+    def on_epoch_begin(self, trainer, epoch) -> None:
+        self.close()
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=trainer.steps_per_epoch,
+            initial=trainer.step_in_epoch,
+            desc=f"epoch {epoch}/{trainer.epochs}",
+            unit="batch",
+            leave=False,
+            mininterval=self.mininterval,
+            file=self._stream(),
+            dynamic_ncols=True,
+        )
+        self._loss_sum = 0.0
+        self._correct = 0
+        self._seen = 0
+        self._steps = 0
+        self._pending = 0
+        self._last = time.perf_counter()
+
+    def on_step_end(self, trainer, step, loss) -> None:
+        if self.bar is None:
+            return
+        self._loss_sum += loss
+        self._steps += 1
+        self._pending += 1
+        correct, seen = trainer.last_batch_correct()
+        self._correct += correct
+        self._seen += seen
+        now = time.perf_counter()
+        if now - self._last < self.mininterval:
+            return
+        self._last = now
+        postfix = f"loss {self._loss_sum / self._steps:.4f}"
+        if self._seen:
+            postfix += f", acc {self._correct / self._seen:.3f}"
+        self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.update(self._pending)
+        self._pending = 0
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        self.close()
+
+    def on_train_end(self, trainer) -> None:
+        self.close()
+
+    def on_interrupt(self, trainer):
+        self.close()
+        return None
+
+    def close(self) -> None:
+        """Close the current bar, if any (called by the trainer when fit ends, even on errors)."""
+        if self.bar is not None:
+            if self._pending:
+                self.bar.update(self._pending)
+                self._pending = 0
+            self.bar.close()
+            self.bar = None

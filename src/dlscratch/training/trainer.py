@@ -1,0 +1,572 @@
+"""The training loop: mini-batches, updates, evaluation per epoch, callbacks, resume.
+
+>>> from dlscratch import MultiLayerNet, Adam
+>>> from dlscratch.data import load_mnist, train_val_split
+>>> from dlscratch.training import Trainer, EarlyStopping
+>>> (x, t), _ = load_mnist(normalize=False)                       # doctest: +SKIP
+>>> (x_tr, t_tr), (x_val, t_val) = train_val_split(x, t, 0.1, rng=0)  # doctest: +SKIP
+>>> net = MultiLayerNet(784, [100, 100], 10, rng=0)
+>>> trainer = Trainer(net, Adam(1e-3), x_tr, t_tr, x_val, t_val, epochs=10, rng=0,
+...                   callbacks=[EarlyStopping("val_acc", patience=3)])  # doctest: +SKIP
+>>> history = trainer.fit()                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import signal
+import threading
+import time
+import uuid
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dlscratch.backend import to_device
+from dlscratch.data.batching import as_rng
+from dlscratch.fileio import atomic_path
+from dlscratch.training.callbacks import Callback, EpochLogger, LambdaCallback
+from dlscratch.training.errors import NonFiniteLossError, TrainingInterrupted
+from dlscratch.training.history import History
+from dlscratch.training.metrics import evaluate
+
+#: Version of the trainer state stored in checkpoints.
+STATE_VERSION = 1
+SAMPLING = ("epoch", "random")
+
+
+class Trainer:
+    """Train a network with an optimizer on mini-batches, one epoch at a time.
+
+    Parameters
+    ----------
+    network : Network
+        Anything with ``params``, ``gradient(x, t)``, ``predict(x)``, ``dtype``
+        and ``last_layer.loss`` (the loss of the latest ``gradient`` call) -
+        :class:`~dlscratch.nets.MultiLayerNet` and :class:`~dlscratch.nets.TwoLayerNet`.
+    optimizer : Optimizer
+        Updates ``network.params`` in place (:mod:`dlscratch.optim`).
+    x_train : ndarray (N, D)
+        uint8 pixels (scaled to [0, 1] one batch at a time, so the set stays
+        small in memory) or floats (used as they are).
+    t_train : ndarray (N,) integer labels or (N, C) one-hot
+    x_val, t_val : ndarray, optional
+        Validation data, evaluated after every epoch; what early stopping and
+        checkpoints decide on. The test set does not belong here.
+    epochs : int
+        Number of passes (``sampling='epoch'``) or of ``N // batch_size``-step
+        rounds (``sampling='random'``).
+    batch_size : int
+        Samples per update, 1 to N.
+    sampling : {'epoch', 'random'}
+        ``'epoch'`` (default): each epoch is a shuffled pass over every sample
+        once (the last batch may be smaller). ``'random'``: the book's way,
+        ``N // batch_size`` batches per epoch drawn with replacement.
+    rng : numpy.random.Generator or int or None
+        Randomness for the shuffling. With the same network seed and ``rng``,
+        two runs give bit-identical parameters.
+    callbacks : sequence of Callback or callable
+        See :mod:`dlscratch.training.callbacks`. A plain callable ``f(logs)`` is
+        called after every epoch with the epoch's row of the History.
+    train_eval_size : int or None
+        Samples of the training set evaluated after each epoch: None (default)
+        the whole set, as the book does; an int, the first that many samples
+        (a fixed subset, cheaper for large sets).
+    eval_batch_size : int
+        Rows per forward pass when evaluating.
+    verbose : bool
+        Print a one-line summary after each epoch.
+    progress : bool or None
+        A tqdm bar per epoch: True always, None only on a terminal, False never.
+    handle_interrupt : bool
+        Catch Ctrl-C (in the main thread): finish the current step, let the
+        callbacks save a checkpoint, then raise :class:`TrainingInterrupted`.
+        A second Ctrl-C interrupts at once.
+
+    Attributes
+    ----------
+    history : History
+    epoch : int
+        Completed epochs.
+    step : int
+        Completed updates in the whole run.
+    stop_training : bool
+        Set by a callback to end training after the current epoch.
+    """
+
+    def __init__(
+        self,
+        network,
+        optimizer,
+        x_train,
+        t_train,
+        x_val=None,
+        t_val=None,
+        *,
+        epochs: int = 10,
+        batch_size: int = 100,
+        sampling: str = "epoch",
+        rng=None,
+        callbacks=(),
+        train_eval_size: int | None = None,
+        eval_batch_size: int = 1000,
+        verbose: bool = False,
+        progress: bool | None = False,
+        handle_interrupt: bool = True,
+    ) -> None:
+        self.network = network
+        self.optimizer = optimizer
+        self.x_train, self.t_train = _check_pair(x_train, t_train, "training")
+        if (x_val is None) != (t_val is None):
+            raise ValueError("pass both x_val and t_val, or neither")
+        if x_val is not None:
+            x_val, t_val = _check_pair(x_val, t_val, "validation")
+        self.x_val, self.t_val = x_val, t_val
+        n = len(self.x_train)
+        self.epochs = _positive_int("epochs", epochs)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if self.batch_size > n:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) is larger than the training set ({n} samples); "
+                f"choose a batch size from 1 to {n}"
+            )
+        if sampling not in SAMPLING:
+            raise ValueError(f"sampling must be 'epoch' or 'random', got {sampling!r}")
+        self.sampling = sampling
+        if train_eval_size is not None:
+            train_eval_size = min(_positive_int("train_eval_size", train_eval_size), n)
+        self.train_eval_size = train_eval_size
+        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+        self.rng = as_rng(rng)
+        self.handle_interrupt = bool(handle_interrupt)
+
+        callbacks = [_as_callback(cb) for cb in callbacks]
+        if progress is not False:
+            from dlscratch.training.progress import ProgressBar
+
+            callbacks.append(ProgressBar(disable=None if progress is None else False))
+        if verbose:
+            callbacks.append(EpochLogger())
+        # stable sort: schedules, progress bar, user callbacks, logger, checkpoint
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+
+        self.history = History()
+        self.epoch = 0
+        self.step = 0
+        self.step_in_epoch = 0
+        self.stop_training = False
+        self._epoch_elapsed = 0.0  # seconds already spent in a partially done epoch
+        self._epoch_rng_state = None
+        self._interrupted = False
+        self._last_labels = None
+
+    # -- sizes -----------------------------------------------------------------------------
+    @property
+    def has_validation(self) -> bool:
+        return self.x_val is not None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.x_train)
+        if self.sampling == "random":
+            return max(n // self.batch_size, 1)
+        return -(-n // self.batch_size)
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self) -> History:
+        """Train until ``epochs`` epochs are done or a callback stops training.
+
+        Returns
+        -------
+        History
+            Also kept as ``self.history``.
+
+        Raises
+        ------
+        NonFiniteLossError
+            The loss became NaN or infinite (the step's update is not applied).
+        TrainingInterrupted
+            Ctrl-C; checkpoint callbacks have saved the state at the last
+            completed step, from which :meth:`resume` continues exactly.
+        """
+        with self._sigint_guard():
+            try:
+                self._call("on_train_begin")
+                while self.epoch < self.epochs and not self.stop_training:
+                    self._check_interrupt()
+                    self._run_epoch()
+                    self._check_interrupt()
+                self.history.stopped_early = self.stop_training and self.epoch < self.epochs
+                self._call("on_train_end")
+            finally:  # e.g. a progress bar left open by an error
+                for cb in self.callbacks:
+                    if hasattr(cb, "close"):
+                        cb.close()
+        return self.history
+
+    def _run_epoch(self) -> None:
+        net = self.network
+        epoch = self.epoch + 1
+        # Replaying from the state before this epoch's draws makes a resumed epoch identical.
+        self._epoch_rng_state = self.rng.bit_generator.state
+        batches = self._epoch_batches()
+        self._call("on_epoch_begin", epoch)
+        lr = float(self.optimizer.lr)
+        start = time.perf_counter() - self._epoch_elapsed
+        first_step = self.step + 1 - self.step_in_epoch
+        # Overflow inside a diverging step shows up as a non-finite loss, reported there.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._run_steps(batches, epoch, start)
+
+        row = {"epoch": epoch, "step": self.step, "lr": lr}
+        row["batch_loss"] = float(np.mean(self.history.losses[first_step - 1 :]))
+        train_x, train_t = self.x_train, self.t_train
+        if self.train_eval_size is not None:
+            train_x, train_t = train_x[: self.train_eval_size], train_t[: self.train_eval_size]
+        row["train_loss"], row["train_acc"] = evaluate(net, train_x, train_t, self.eval_batch_size)
+        if self.has_validation:
+            row["val_loss"], row["val_acc"] = evaluate(
+                net, self.x_val, self.t_val, self.eval_batch_size
+            )
+        row["time_s"] = time.perf_counter() - start
+        self.history.record_epoch(row)
+        self.epoch = epoch
+        self.step_in_epoch = 0
+        self._epoch_elapsed = 0.0
+        self._call("on_epoch_end", epoch, self.history.last())
+
+    def _run_steps(self, batches, epoch: int, start: float) -> None:
+        """The hot loop: one gradient and one update per mini-batch, nothing else per step."""
+        net, opt = self.network, self.optimizer
+        x, t = self.x_train, self.t_train
+        dtype = np.dtype(net.dtype)
+        device = getattr(net, "device", "cpu")
+        on_gpu = device != "cpu"
+        uint8 = x.dtype == np.uint8
+        scale = dtype.type(255)
+        decay = bool(getattr(net, "weight_decay_lambda", 0))
+        step_hooks = [cb.on_step_end for cb in self.callbacks if cb.wants_step_end]
+        losses = self.history.losses
+        for k in range(self.step_in_epoch, len(batches)):
+            idx = batches[k]
+            xb = x[idx]
+            tb = t[idx]
+            if uint8:
+                xb = np.divide(xb, scale, dtype=dtype)
+            if on_gpu:
+                xb, tb = to_device(xb, device), to_device(tb, device)
+            grads = net.gradient(xb, tb)
+            loss = net.last_layer.loss
+            if decay:
+                loss += net.weight_decay_loss()
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(self.step + 1, epoch, loss, float(opt.lr))
+            opt.update(net.params, grads)
+            self.step += 1
+            self.step_in_epoch = k + 1
+            losses.append(loss)
+            self._last_labels = tb
+            for hook in step_hooks:
+                hook(self, self.step, loss)
+            if self._interrupted:
+                self._epoch_elapsed = time.perf_counter() - start
+                self._check_interrupt()
+
+    def _epoch_batches(self):
+        """Index arrays of this epoch's mini-batches (draws from ``self.rng``)."""
+        n, b = len(self.x_train), self.batch_size
+        if self.sampling == "random":
+            return self.rng.integers(0, n, size=(self.steps_per_epoch, b))
+        order = self.rng.permutation(n)
+        return [order[i : i + b] for i in range(0, n, b)]
+
+    def last_batch_correct(self) -> tuple[int, int]:
+        """(correct, size) of the latest mini-batch, from the loss layer's cached output."""
+        y = getattr(self.network.last_layer, "y", None)
+        t = self._last_labels
+        if y is None or t is None or len(y) != len(t):
+            return 0, 0
+        if t.ndim == 2:
+            t = t.argmax(axis=1)
+        return int((y.argmax(axis=1) == t).sum()), len(t)
+
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # -- Ctrl-C ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _sigint_guard(self):
+        self._interrupted = False
+        if not self.handle_interrupt or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._interrupted:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check_interrupt(self) -> None:
+        if not self._interrupted:
+            return
+        saved = None
+        for cb in self.callbacks:
+            path = cb.on_interrupt(self)
+            saved = path if path is not None else saved
+        raise TrainingInterrupted(self.history, saved, self.epoch, self.step)
+
+    # -- state -------------------------------------------------------------------------------
+    def config(self) -> dict:
+        """The loop's settings, as stored in checkpoints (keyword arguments of ``Trainer``)."""
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "sampling": self.sampling,
+            "train_eval_size": self.train_eval_size,
+            "eval_batch_size": self.eval_batch_size,
+        }
+
+    def state_dict(self) -> dict:
+        """Everything besides network and optimizer needed to continue exactly.
+
+        Callback states may hold NumPy arrays; the rest is JSON.
+        """
+        mid_epoch = self.step_in_epoch > 0
+        return {
+            "version": STATE_VERSION,
+            "config": self.config(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "step_in_epoch": self.step_in_epoch,
+            # mid-epoch: the state before this epoch's draws, which are replayed on resume
+            "rng_state": self._epoch_rng_state if mid_epoch else self.rng.bit_generator.state,
+            "epoch_elapsed": self._epoch_elapsed if mid_epoch else 0.0,
+            "stop_training": self.stop_training,
+            "history": self.history.to_dict(),
+            "data": self._data_fingerprint(),
+            "callbacks": {key: cb.state_dict() for key, cb in self._keyed_callbacks()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (network and optimizer are separate)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"trainer state version {state.get('version')!r} is not supported "
+                f"(expected {STATE_VERSION})"
+            )
+        expected = state.get("data", {})
+        found = self._data_fingerprint()
+        for key in ("n_train", "n_val", "train_crc32", "val_crc32"):
+            if key in expected and expected[key] != found[key]:
+                raise ValueError(
+                    f"the data differ from the checkpoint's ({key}: {found[key]} now, "
+                    f"{expected[key]} then); resume with the same training and validation data"
+                )
+        if state["config"]["batch_size"] != self.batch_size or (
+            state["config"]["sampling"] != self.sampling
+        ):
+            raise ValueError(
+                "batch_size and sampling must match the checkpoint's "
+                f"({state['config']['batch_size']}, {state['config']['sampling']!r}) to resume"
+            )
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        kind = state["rng_state"].get("bit_generator")
+        if kind != type(self.rng.bit_generator).__name__:  # e.g. a run shuffled by MT19937
+            bit_generator = getattr(np.random, str(kind), None)
+            if not (
+                isinstance(bit_generator, type)
+                and issubclass(bit_generator, np.random.BitGenerator)
+            ):
+                raise ValueError(f"unknown random bit generator {kind!r} in the trainer state")
+            self.rng = np.random.Generator(bit_generator())
+        self.rng.bit_generator.state = state["rng_state"]
+        self._epoch_elapsed = float(state.get("epoch_elapsed", 0.0))
+        self.stop_training = bool(state["stop_training"])
+        self.history = History.from_dict(state["history"])
+        saved = state.get("callbacks", {})
+        for key, cb in self._keyed_callbacks():
+            if key in saved:
+                cb.load_state_dict(saved[key])
+
+    def _keyed_callbacks(self):
+        """(key, callback) pairs with stable keys: class name, numbered when repeated."""
+        seen: dict[str, int] = {}
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] = seen.get(name, 0) + 1
+            yield (name if seen[name] == 1 else f"{name}{seen[name]}"), cb
+
+    def _data_fingerprint(self) -> dict:
+        def crc(a):
+            return None if a is None else zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+
+        return {
+            "n_train": len(self.x_train),
+            "n_val": None if self.x_val is None else len(self.x_val),
+            "train_crc32": crc(self.t_train),
+            "val_crc32": crc(self.t_val),
+        }
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self, path, metadata: dict | None = None) -> Path:
+        """Write network, optimizer and trainer state to ``path`` (atomically); return it.
+
+        The ``.npz`` file is a :func:`dlscratch.io.save_model` model file (so
+        ``load_model`` reads it too) whose metadata holds the trainer state
+        under ``"trainer"`` and ``metadata`` under ``"run"``. NumPy arrays of
+        callback states (early stopping's best weights) go to
+        ``<stem>-callbacks.npz`` beside it, tied to it by a random token.
+        """
+        from dlscratch.io import save_model
+
+        path = Path(path)
+        if path.suffix.lower() != ".npz":
+            path = path.with_name(path.name + ".npz")
+        state = self.state_dict()
+        token = uuid.uuid4().hex
+        arrays: dict = {}
+        state["callbacks"] = _split_arrays(state["callbacks"], arrays, "callbacks")
+        state["token"] = token
+        extra = _arrays_path(path)
+        if arrays:
+            arrays["__token__"] = np.frombuffer(token.encode(), dtype=np.uint8)
+            with atomic_path(extra) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            state["arrays_file"] = extra.name
+        else:
+            state["arrays_file"] = None
+        meta = {"trainer": state, "run": dict(metadata or {})}
+        return save_model(path, self.network, optimizer=self.optimizer, metadata=meta)
+
+    def restore(self, path) -> dict:
+        """Load a checkpoint into this trainer's network, optimizer and callbacks.
+
+        Returns the ``metadata`` given to :meth:`save_checkpoint`.
+        """
+        from dlscratch.io import load_checkpoint
+
+        ck = load_checkpoint(path, network=self.network, optimizer=self.optimizer)
+        self.load_state_dict(_trainer_state(ck))
+        return dict(ck.user.get("run") or {})
+
+    @classmethod
+    def resume(cls, path, x_train, t_train, x_val=None, t_val=None, **kwargs) -> Trainer:
+        """A Trainer that continues the run saved at ``path`` where it stopped.
+
+        Network and optimizer are rebuilt from the checkpoint; the loop's
+        settings too, except those given in ``kwargs`` (``epochs`` may be raised
+        to train longer; ``callbacks``, ``verbose``, ``progress`` must be given
+        again - pass the same callbacks for an exact continuation). The data
+        must be the same as when the checkpoint was written.
+        """
+        from dlscratch.io import load_checkpoint
+
+        ck = load_checkpoint(path)
+        state = _trainer_state(ck)
+        if ck.optimizer is None:
+            raise ValueError(f"{path} holds no optimizer state, so training cannot resume from it")
+        settings = dict(state["config"])
+        settings.update(kwargs)
+        trainer = cls(ck.network, ck.optimizer, x_train, t_train, x_val, t_val, **settings)
+        trainer.load_state_dict(state)
+        return trainer
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer(epochs={self.epochs}, batch_size={self.batch_size}, "
+            f"sampling={self.sampling!r}, epoch={self.epoch}, step={self.step})"
+        )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_pair(x, t, what: str):
+    x = np.asarray(x) if not hasattr(x, "shape") else x
+    t = np.asarray(t) if not hasattr(t, "shape") else t
+    if x.ndim < 2:
+        raise ValueError(f"{what} inputs must have shape (N, features), got {x.shape}")
+    if len(x) != len(t):
+        raise ValueError(f"{what} data: x has {len(x)} samples but t has {len(t)} labels")
+    if len(x) == 0:
+        raise ValueError(f"{what} data is empty")
+    return x, t
+
+
+def _as_callback(cb) -> Callback:
+    if isinstance(cb, Callback):
+        return cb
+    if callable(cb):
+        return LambdaCallback(on_epoch_end=cb)
+    raise TypeError(f"callbacks must be Callback instances or callables, got {type(cb).__name__}")
+
+
+def _arrays_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-callbacks.npz")
+
+
+def _split_arrays(obj, arrays: dict, prefix: str):
+    """Replace NumPy arrays inside ``obj`` by ``{"__array__": key}`` and collect them."""
+    if isinstance(obj, dict):
+        return {k: _split_arrays(v, arrays, f"{prefix}/{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_split_arrays(v, arrays, f"{prefix}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        arrays[prefix] = obj
+        return {"__array__": prefix}
+    return obj
+
+
+def _join_arrays(obj, arrays):
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, arrays) for v in obj]
+    return obj
+
+
+def _trainer_state(ck) -> dict:
+    """The trainer state of a loaded checkpoint, callback arrays put back."""
+    state = ck.user.get("trainer")
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{ck.path} is a model file without training state; resume from a checkpoint "
+            "written during training (checkpoint.npz in the run folder)"
+        )
+    arrays = {}
+    if state.get("arrays_file"):
+        extra = Path(ck.path).with_name(state["arrays_file"])
+        try:
+            with np.load(extra, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{extra} is missing; it belongs to {ck.path}") from None
+        token = arrays.pop("__token__", np.zeros(0, np.uint8)).tobytes().decode()
+        if token != state.get("token"):
+            raise ValueError(
+                f"{extra} does not belong to {ck.path} (written by another save); "
+                "the checkpoint is inconsistent"
+            )
+    state = dict(state)
+    state["callbacks"] = _join_arrays(state.get("callbacks", {}), arrays)
+    return state

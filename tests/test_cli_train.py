@@ -1,0 +1,231 @@
+"""``dlscratch train``: bad options exit 2 with a message; a real run; Ctrl-C; resume."""
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dlscratch.cli import main
+from dlscratch.cli import train as train_cli
+from dlscratch.training import EPOCH_COLUMNS, LambdaCallback
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMALL = ["--limit", "1000", "--no-progress"]
+
+
+def exit_code_and_err(capsys, argv):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr", "-0.1"], "must be a number > 0"),
+        (["--lr", "abc"], "expected a number"),
+        (["--hidden", "100,abc"], "invalid layer sizes '100,abc'"),
+        (["--hidden", "100,0"], "comma-separated positive integers"),
+        (["--optimizer", "adamw"], "invalid choice: 'adamw' (choose from "),
+        (["--activation", "gelu"], "invalid choice: 'gelu'"),
+        (["--epochs", "0"], "must be a positive integer"),
+        (["--batch-size", "-5"], "must be a positive integer"),
+        (["--val-split", "1.5"], "from 0 (inclusive) to 1"),
+        (["--dropout", "1"], "from 0 (inclusive) to 1"),
+        (["--weight-decay", "-1"], "must be a number >= 0"),
+        (["--init", "huge"], "expected 'he', 'xavier' or a standard deviation"),
+        (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+        (["--seed", "-1"], "must be an integer >= 0"),
+    ],
+)
+def test_invalid_options_exit_2_and_say_what_is_valid(capsys, argv, message):
+    code, err = exit_code_and_err(capsys, ["train", *argv])
+    assert code == 2
+    assert message in err
+    assert "usage: dlscratch train" in err
+    if "choose from" in message:  # the valid names are listed
+        assert "rmsprop" in err or "relu" in err or "fashion-mnist" in err
+
+
+def test_batch_size_larger_than_the_data_exits_2_after_loading(capsys, tmp_path):
+    argv = ["train", "--limit", "500", "--batch-size", "600", "--out", str(tmp_path / "r")]
+    code, err = exit_code_and_err(capsys, argv)
+    assert code == 2
+    assert "dlscratch train: error: --batch-size 600 is larger than the training set" in err
+    assert "450 images after the validation split" in err and "choose 1 to 450" in err
+
+
+def test_an_existing_run_folder_is_never_overwritten_silently(capsys, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.npz").write_bytes(b"precious")
+    code, err = exit_code_and_err(capsys, ["train", *SMALL, "--out", str(out)])
+    assert code == 2
+    assert "already exists and is not empty" in err
+    assert "--overwrite" in err and "another --out" in err
+    assert (out / "model.npz").read_bytes() == b"precious"
+
+
+def test_resume_only_lets_epochs_change(capsys, tmp_path):
+    code, err = exit_code_and_err(capsys, ["train", "--resume", str(tmp_path), "--lr", "0.1"])
+    assert code == 2 and "--lr cannot be changed when resuming" in err
+    code, err = exit_code_and_err(capsys, ["train", "--resume", str(tmp_path)])
+    assert code == 1 and "no checkpoint.npz in" in err
+
+
+def test_early_stopping_needs_a_validation_split(capsys, tmp_path):
+    argv = ["train", *SMALL, "--val-split", "0", "--early-stopping", "2", "--out", str(tmp_path)]
+    code, err = exit_code_and_err(capsys, argv)
+    assert code == 2 and "--early-stopping needs validation data" in err
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One real run on 2000 MNIST images, 2 epochs, in the default run folder under a tmp cwd."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        code = main(["train", "--limit", "2000", "--epochs", "2", "--no-progress", "--seed", "3"])
+    finally:
+        os.chdir(old)
+    assert code == 0
+    (out,) = (cwd / "runs").iterdir()
+    return out
+
+
+def test_run_folder_has_every_file_and_they_parse(small_run):
+    out = small_run
+    assert out.name.endswith("-mnist-100x100-relu-adam")
+    for name in train_cli.FILES + ("checkpoint.npz",):
+        assert (out / name).is_file(), name
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == EPOCH_COLUMNS
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert [r["step"] for r in rows] == ["18", "36"]  # 1800 training images / 100
+    assert 0 < float(rows[1]["val_acc"]) <= 1 and float(rows[1]["lr"]) == 0.001
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("config", "versions", "seed", "dataset", "final", "wall_time_s", "network"):
+        assert key in metrics
+    assert metrics["seed"] == 3 and metrics["config"]["limit"] == 2000
+    assert metrics["config"]["optimizer"] == "adam" and metrics["config"]["lr"] == 0.001
+    assert metrics["dataset"]["checksum"] and metrics["dataset"]["train_size"] == 1800
+    assert metrics["dataset"]["val_size"] == 200 and metrics["dataset"]["test_size"] == 10000
+    final = metrics["final"]
+    assert final["val_acc"] == pytest.approx(float(rows[1]["val_acc"]))
+    assert final["test_acc"] > 0.8  # 2 epochs on 1800 images
+    assert metrics["versions"]["numpy"] == np.__version__
+    for name in ("curves.png", "confusion.png", "misclassified.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+    from dlscratch.data import load_mnist
+    from dlscratch.io import load_model
+
+    net = load_model(out)
+    _, (x_test, t_test) = load_mnist()
+    assert net.accuracy(x_test, t_test) == pytest.approx(final["test_acc"])
+
+
+def test_overwrite_replaces_an_old_run_and_the_output_reports_each_epoch(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    for name in ("model.npz", "checkpoint.npz", "notes.txt"):
+        (run / name).write_bytes(b"old")
+    code = main(["train", *SMALL, "--epochs", "2", "--out", str(run), "--overwrite"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (run / "notes.txt").read_bytes() == b"old"  # not ours: left alone
+    from dlscratch.data import load_mnist
+    from dlscratch.io import load_checkpoint
+
+    assert load_checkpoint(run / "checkpoint.npz").user["trainer"]["epoch"] == 2
+    _, (x_test, t_test) = load_mnist()
+    test_acc = json.loads((run / "metrics.json").read_text())["final"]["test_acc"]
+    assert load_checkpoint(run).network.accuracy(x_test, t_test) == test_acc > 0.5
+    lines = out.splitlines()
+    assert any(line.startswith("network 784-100-100-10 relu") for line in lines)
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert "accuracy  train" in out and "test 0." in out
+    assert f"dlscratch evaluate --model {tmp_path / 'r'}" in out
+
+
+def _interrupt_at(monkeypatch, step):
+    """Make the next ``dlscratch train`` receive a real SIGINT after ``step`` updates."""
+    original = train_cli._callbacks
+
+    def with_interrupt(*args, **kwargs):
+        def hook(logs):
+            if logs["step"] == step:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return [*original(*args, **kwargs), LambdaCallback(on_step_end=hook)]
+
+    monkeypatch.setattr(train_cli, "_callbacks", with_interrupt)
+
+
+def test_ctrl_c_exits_130_and_resume_gives_the_uninterrupted_result(tmp_path, capsys, monkeypatch):
+    opts = [*SMALL, "--epochs", "3", "--dropout", "0.1", "--batchnorm", "--schedule", "cosine"]
+    assert main(["train", *opts, "--out", str(tmp_path / "straight")]) == 0
+
+    run = tmp_path / "interrupted"
+    _interrupt_at(monkeypatch, 13)  # 9 steps per epoch: mid-way through epoch 2
+    code = main(["train", *opts, "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "interrupted at step 13 (1 of 3 epochs done)" in err
+    assert f"resume with: dlscratch train --resume {run}" in err
+    assert (run / "checkpoint.npz").is_file() and not (run / "model.npz").exists()
+    monkeypatch.undo()
+
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    with np.load(tmp_path / "straight" / "model.npz") as a, np.load(run / "model.npz") as b:
+        names = [k for k in a.files if k != "__metadata__"]
+        assert names and sorted(names) == sorted(k for k in b.files if k != "__metadata__")
+        assert all(np.array_equal(a[k], b[k]) for k in names)
+    straight = (tmp_path / "straight" / "history.csv").read_text().splitlines()
+    resumed = (run / "history.csv").read_text().splitlines()
+    column = EPOCH_COLUMNS.index("val_acc")
+    assert [r.split(",")[column] for r in straight] == [r.split(",")[column] for r in resumed]
+
+
+def test_a_real_ctrl_c_in_a_separate_process(tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "dlscratch.cli", "train", "--limit", "2000", "--epochs", "200"]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress", "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch "):  # training is under way
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert f"resume with: dlscratch train --resume {run}" in err
+    assert (run / "checkpoint.npz").is_file()
+
+
+def test_a_diverging_run_exits_1_with_the_step_and_a_hint(capsys, tmp_path):
+    argv = ["train", *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--out", str(tmp_path / "r")]
+    code, err = exit_code_and_err(capsys, argv)
+    assert code == 1
+    assert re.search(r"dlscratch train: error: the training loss became (nan|inf) at step \d+", err)
+    assert "lower the learning rate (it is 1e+06; try 100000)" in err
