@@ -1,0 +1,537 @@
+"""What every experiment shares: the registry, the run context, the manifest, the training loop.
+
+An experiment is a function ``run(ctx)`` registered with :func:`experiment`.
+It reads its sizes from ``ctx`` (``ctx.pick(quick_value, full_value)``),
+draws randomness from ``ctx.rng(key)``, and reports through ``ctx``:
+
+* ``ctx.save_figure(fig, stem)`` writes ``stem.png`` and ``stem.svg``;
+* ``ctx.write_csv(stem, header, rows)`` writes the raw series;
+* ``ctx.summary[name] = number`` records the headline numbers;
+* ``ctx.compare(quantity, ours, book)`` puts our number beside the book's;
+* ``ctx.finding(sentence)`` states what this run showed.
+
+:func:`run_experiment` creates ``OUT/NAME/``, runs the function, and writes
+``result.json`` (config, seed, versions, dataset checksum, summary, wall time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlscratch import fileio
+
+#: Experiments by name, filled by the :func:`experiment` decorator.
+REGISTRY: dict = {}
+
+#: Default output folder of ``dlscratch experiment`` (relative to the working directory).
+DEFAULT_OUT = Path("experiment-results")
+
+MANIFEST = "result.json"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: its name, words for people, and the function that runs it."""
+
+    name: str
+    title: str
+    summary: str  # one line for ``--list``
+    shows: str  # one sentence for the report: what the figure shows
+    func: Callable
+    section: str = ""  # the book's section, e.g. "6.1"
+    needs_mnist: bool = False
+    needs_weights: bool = False
+
+
+def experiment(
+    name: str,
+    *,
+    title: str,
+    summary: str,
+    shows: str,
+    section: str = "",
+    needs_mnist: bool = False,
+    needs_weights: bool = False,
+):
+    """Register ``func(ctx)`` as experiment ``name`` (decorator)."""
+
+    def register(func):
+        if name in REGISTRY:
+            raise RuntimeError(f"experiment {name!r} registered twice")
+        REGISTRY[name] = Experiment(
+            name, title, summary, shows, func, section, needs_mnist, needs_weights
+        )
+        return func
+
+    return register
+
+
+# -- data and weights ------------------------------------------------------------------------------
+_MNIST_CACHE: dict = {}
+
+
+def load_mnist_cached(data_dir=None):
+    """``load_mnist(normalize=True)`` once per process and folder: ((x, t), (x_test, t_test)).
+
+    Images float32 (N, 784) in [0, 1], labels uint8 (N,). The arrays are shared
+    between experiments: treat them as read-only.
+    """
+    from dlscratch.data import load_mnist
+
+    key = str(data_dir)
+    if key not in _MNIST_CACHE:
+        _MNIST_CACHE[key] = load_mnist(normalize=True, flatten=True, data_dir=data_dir)
+    return _MNIST_CACHE[key]
+
+
+def _shared_candidates(*parts) -> list:
+    """``../shared/<parts>`` beside the working directory and beside this checkout."""
+    repo = Path(__file__).resolve().parents[3]  # src/dlscratch/experiments/base.py -> repo
+    places = [Path.cwd().parent / "shared", Path.cwd() / "shared", repo.parent / "shared"]
+    out = []
+    for place in places:
+        p = place.joinpath(*parts)
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def default_data_dir():
+    """A folder with the MNIST files when none was given, or None (the loader then searches).
+
+    Only used when ``DLSCRATCH_DATA`` is unset: ``../shared/datasets/mnist`` beside
+    the working directory or beside this checkout.
+    """
+    if os.environ.get("DLSCRATCH_DATA"):
+        return None
+    for folder in _shared_candidates("datasets", "mnist"):
+        if folder.is_dir() and any(folder.glob("train-images-idx3-ubyte*")):
+            return folder
+    return None
+
+
+BOOK_WEIGHTS_NAME = "sample_weight.pkl"
+
+
+def find_book_weights(path=None) -> Path:
+    """Locate the book's ``sample_weight.pkl``.
+
+    Order: ``path`` if given; ``$DLSCRATCH_WEIGHTS`` (the file or a folder holding
+    it); ``../shared/weights/`` beside the working directory and beside this checkout.
+    Raises FileNotFoundError naming every place looked in.
+    """
+    if path is not None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / BOOK_WEIGHTS_NAME
+        if not p.is_file():
+            raise FileNotFoundError(f"weights file not found: {p}")
+        return p
+    places = []
+    env = os.environ.get("DLSCRATCH_WEIGHTS")
+    if env:
+        p = Path(env)
+        places.append(p / BOOK_WEIGHTS_NAME if p.is_dir() else p)
+    places += [folder / BOOK_WEIGHTS_NAME for folder in _shared_candidates("weights")]
+    for p in places:
+        if p.is_file():
+            return p
+    looked = "\n".join(f"  - {p}" for p in places)
+    raise FileNotFoundError(
+        f"the book's {BOOK_WEIGHTS_NAME} was not found. Looked in:\n{looked}\n"
+        "Pass --weights /path/to/sample_weight.pkl or set DLSCRATCH_WEIGHTS."
+    )
+
+
+# -- the run context -------------------------------------------------------------------------------
+def _key(k) -> int:
+    if isinstance(k, (int, np.integer)) and k >= 0:
+        return int(k)
+    return zlib.crc32(str(k).encode("utf-8"))
+
+
+@dataclass
+class Reference:
+    """One row of the comparison table: our number beside the book's."""
+
+    quantity: str
+    ours: object
+    book: object
+    note: str = ""
+    digits: int | None = None  # significant digits to show (None: 4)
+
+    def to_dict(self) -> dict:
+        return {
+            "quantity": self.quantity,
+            "ours": self.ours,
+            "book": self.book,
+            "note": self.note,
+            "digits": self.digits,
+        }
+
+
+class Context:
+    """Everything an experiment needs to know and report. Created by :func:`run_experiment`.
+
+    Attributes
+    ----------
+    spec : Experiment
+    out_dir : Path
+        ``OUT/NAME``; files written here.
+    quick : bool
+        Tiny sizes for tests (seconds).
+    seed : int
+    config : dict
+        The settings used (sizes, learning rates...), recorded in ``result.json``.
+    summary : dict
+        Headline numbers, recorded in ``result.json``.
+    """
+
+    def __init__(
+        self, spec, out_dir, *, quick=False, seed=0, data_dir=None, weights=None, echo=print
+    ):
+        self.spec = spec
+        self.out_dir = Path(out_dir)
+        self.quick = bool(quick)
+        self.seed = int(seed)
+        self.data_dir = data_dir
+        self.weights = weights
+        self.echo = echo
+        self.config: dict = {}
+        self.summary: dict = {}
+        self.references: list = []
+        self.findings: list = []
+        self.figures: list = []
+        self.series: list = []
+        self.dataset: dict | None = None
+
+    # sizes and randomness
+    def pick(self, quick, full):
+        """``quick`` in quick mode, ``full`` otherwise."""
+        return quick if self.quick else full
+
+    def rng(self, *keys) -> np.random.Generator:
+        """A generator determined by the run's seed and ``keys`` (strings or ints).
+
+        Runs that share keys share their random numbers: e.g. two networks built
+        with ``ctx.rng("init")`` start from identical weights.
+        """
+        return np.random.default_rng([self.seed, *(_key(k) for k in keys)])
+
+    # data
+    def mnist(self):
+        """MNIST as ``((x_train, t_train), (x_test, t_test))``; records its checksum."""
+        data_dir = self.data_dir if self.data_dir is not None else default_data_dir()
+        data = load_mnist_cached(data_dir)
+        if self.dataset is None:
+            from dlscratch.data import dataset_checksum
+
+            try:
+                checksum = dataset_checksum("mnist", data_dir)
+            except (OSError, ValueError):  # pragma: no cover - files vanished meanwhile
+                checksum = None
+            self.dataset = {"name": "mnist", "checksum": checksum}
+        return data
+
+    # output
+    def path(self, name) -> Path:
+        return self.out_dir / name
+
+    def save_figure(self, fig, stem: str) -> Path:
+        """Write ``fig`` as ``stem.png`` and ``stem.svg`` and close it. Returns the PNG path."""
+        import matplotlib.pyplot as plt
+
+        png = fileio.save_figure(fig, self.path(f"{stem}.png"), dpi=100)
+        fileio.save_figure(fig, self.path(f"{stem}.svg"), metadata={"Date": None})
+        plt.close(fig)
+        self.figures.append(f"{stem}.png")
+        return png
+
+    def write_csv(self, stem: str, header, rows) -> Path:
+        """Write the raw series ``rows`` under ``header`` to ``stem.csv``."""
+        rows = [[_plain(v) for v in row] for row in rows]
+        path = fileio.write_csv(self.path(f"{stem}.csv"), header, rows)
+        self.series.append(f"{stem}.csv")
+        return path
+
+    def compare(self, quantity: str, ours, book, note: str = "", digits: int | None = None):
+        """Record our value of ``quantity`` beside the book's (a number or words).
+
+        ``digits``: significant digits shown in tables (default 4), e.g. 16 to show
+        that a float matches the book's printout to the last digit.
+        """
+        self.references.append(Reference(quantity, _plain(ours), _plain(book), note, digits))
+
+    def finding(self, sentence: str) -> None:
+        """Record a sentence saying what this run showed."""
+        self.findings.append(sentence)
+
+    def log(self, message: str) -> None:
+        """A progress line (long full-size runs)."""
+        if self.echo is not None:
+            self.echo(f"  [{self.spec.name}] {message}")
+
+
+def _plain(v):
+    """NumPy scalars/arrays to plain Python for JSON and CSV."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+# -- the runner -----------------------------------------------------------------------------------
+def versions() -> dict:
+    """Versions of what produced a result (for the manifest)."""
+    import matplotlib
+
+    import dlscratch
+
+    return {
+        "dlscratch": dlscratch.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in REGISTRY:
+        raise ValueError(
+            f"unknown experiment {name!r}; choose one of: {', '.join(REGISTRY)} "
+            "(see 'dlscratch experiment --list')"
+        )
+    return REGISTRY[name]
+
+
+def run_experiment(
+    name: str,
+    out=DEFAULT_OUT,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    data_dir=None,
+    weights=None,
+    echo=print,
+) -> dict:
+    """Run experiment ``name``, writing into ``out/name/``; returns the manifest dict.
+
+    The manifest (also written as ``result.json``) holds: ``experiment``, ``title``,
+    ``quick``, ``seed``, ``config``, ``summary``, ``references`` (our numbers beside
+    the book's), ``findings``, ``figures``, ``series``, ``versions``, ``dataset``
+    (name and checksum, or None), ``started`` (UTC), ``wall_time_s`` and ``command``.
+    ``echo`` (None for silence) receives the printed summary.
+    """
+    spec = get_experiment(name)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out_dir = Path(out) / name
+    ctx = Context(
+        spec, out_dir, quick=quick, seed=seed, data_dir=data_dir, weights=weights, echo=echo
+    )
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.perf_counter()
+    spec.func(ctx)
+    wall = time.perf_counter() - t0
+    command = f"dlscratch experiment {name}" + (" --quick" if quick else "") + f" --seed {seed}"
+    manifest = {
+        "experiment": name,
+        "title": spec.title,
+        "section": spec.section,
+        "shows": spec.shows,
+        "quick": ctx.quick,
+        "seed": ctx.seed,
+        "config": _plain(ctx.config),
+        "summary": _plain(ctx.summary),
+        "references": [r.to_dict() for r in ctx.references],
+        "findings": list(ctx.findings),
+        "figures": list(ctx.figures),
+        "series": list(ctx.series),
+        "versions": versions(),
+        "dataset": ctx.dataset,
+        "started": started.isoformat(timespec="seconds"),
+        "wall_time_s": round(wall, 3),
+        "command": command,
+    }
+    fileio.write_json(out_dir / MANIFEST, manifest)
+    if echo is not None:
+        echo(format_summary(manifest, out_dir))
+    return manifest
+
+
+def load_manifest(folder) -> dict:
+    """Read ``folder/result.json``."""
+    import json
+
+    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def fmt(v, digits: int | None = None) -> str:
+    """A number or list as a short string for tables (``digits`` significant digits, default 4)."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        if digits is not None:
+            return f"{v:.{digits}g}"
+        if abs(v) < 1e-3 or abs(v) >= 1e6:
+            return f"{v:.3e}"
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
+    return str(v)
+
+
+def format_summary(manifest: dict, out_dir=None) -> str:
+    """The short text printed after a run: our numbers beside the book's."""
+    mode = "quick" if manifest["quick"] else "full size"
+    lines = [
+        f"== {manifest['experiment']}: {manifest['title']} "
+        f"({mode}, seed {manifest['seed']}, {manifest['wall_time_s']:.1f} s)"
+    ]
+    refs = manifest["references"]
+    if refs:
+        rows = [
+            (r["quantity"], fmt(r["ours"], r.get("digits")), fmt(r["book"], r.get("digits")))
+            for r in refs
+        ]
+        w0 = max(len("quantity"), *(len(r[0]) for r in rows))
+        w1 = max(len("ours"), *(len(r[1]) for r in rows))
+        lines.append(f"  {'quantity':<{w0}}  {'ours':>{w1}}  book")
+        for q, ours, book in rows:
+            lines.append(f"  {q:<{w0}}  {ours:>{w1}}  {book}")
+    for sentence in manifest["findings"]:
+        lines.append(f"  * {sentence}")
+    if out_dir is not None:
+        files = [*manifest["figures"], *manifest["series"], MANIFEST]
+        lines.append(f"  wrote {out_dir}/: {', '.join(files)}")
+    return "\n".join(lines)
+
+
+# -- plotting -------------------------------------------------------------------------------------
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported only when an experiment draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def smooth_curve(x, window: int = 11, beta: float = 2.0):
+    """Smooth a noisy loss curve with a normalised Kaiser window (as the book's plots do).
+
+    x: (N,) -> (N,). The ends are padded by reflection so the length is kept.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < window:
+        return x.copy()
+    half = window // 2
+    padded = np.concatenate([x[half:0:-1], x, x[-2 : -half - 2 : -1]])
+    w = np.kaiser(window, beta)
+    return np.convolve(padded, w / w.sum(), mode="valid")
+
+
+# -- the training loop ----------------------------------------------------------------------------
+@dataclass
+class TrainLog:
+    """What :func:`train_iterations` recorded.
+
+    losses : (iterations,) mini-batch loss after each update (empty if not recorded).
+    eval_iterations : updates done at each evaluation (0 = before training).
+    accuracy : ``{set name: [accuracy at each evaluation]}``.
+    diverged : a parameter became NaN or infinite.
+    """
+
+    losses: list = field(default_factory=list)
+    eval_iterations: list = field(default_factory=list)
+    accuracy: dict = field(default_factory=dict)
+    diverged: bool = False
+    seconds: float = 0.0
+
+    def final(self, name: str) -> float:
+        return self.accuracy[name][-1]
+
+    @property
+    def epochs(self) -> list:
+        return list(range(len(self.eval_iterations)))
+
+
+def iterations_per_epoch(n_train: int, batch_size: int) -> int:
+    """``max(n_train // batch_size, 1)``: the book's updates per epoch."""
+    return max(int(n_train) // int(batch_size), 1)
+
+
+def train_iterations(
+    net,
+    optimizer,
+    x,
+    t,
+    *,
+    iterations: int,
+    batch_size: int,
+    rng,
+    eval_every: int | None = None,
+    eval_sets: dict | None = None,
+    record_loss: bool = True,
+) -> TrainLog:
+    """The book's training loop: ``iterations`` updates on random mini-batches.
+
+    Each update draws ``batch_size`` samples *with replacement*
+    (:func:`dlscratch.data.sample_minibatch`), computes the gradient by
+    backpropagation and lets ``optimizer`` update ``net.params``. With
+    ``record_loss`` the loss of that mini-batch is recorded after the update,
+    as in the book's ``train_neuralnet.py``.
+
+    Accuracy on each of ``eval_sets`` (``{name: (x, t)}``) is measured before
+    training, after every ``eval_every`` updates (one epoch) and after the last update.
+    """
+    from dlscratch.data import sample_minibatch
+
+    log = TrainLog(accuracy={name: [] for name in (eval_sets or {})})
+
+    def evaluate(i):
+        log.eval_iterations.append(i)
+        for name, (xe, te) in (eval_sets or {}).items():
+            log.accuracy[name].append(float(net.accuracy(xe, te)))
+
+    t0 = time.perf_counter()
+    # An exploding network (as batch norm's experiment provokes on purpose) overflows quietly.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if eval_sets:
+            evaluate(0)
+        for i in range(1, int(iterations) + 1):
+            xb, tb = sample_minibatch(x, t, batch_size, rng)
+            grads = net.gradient(xb, tb)
+            optimizer.update(net.params, grads)
+            if record_loss:
+                log.losses.append(float(net.loss(xb, tb)))
+            if eval_sets and eval_every and (i % eval_every == 0 or i == iterations):
+                evaluate(i)
+    log.diverged = not all(bool(np.isfinite(p).all()) for p in net.params.values())
+    log.seconds = time.perf_counter() - t0
+    return log

@@ -1,0 +1,230 @@
+"""Section 6.2: how the initial weight scale shapes the activations and what it does to learning."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlscratch import functions as F
+from dlscratch.experiments.base import experiment, pyplot, smooth_curve, train_iterations
+from dlscratch.init import init_std
+from dlscratch.nets import MultiLayerNet
+from dlscratch.optim import SGD
+
+ACTIVATION_FUNCTIONS = {"sigmoid": F.sigmoid, "tanh": F.tanh, "relu": F.relu}
+INITS = {"std 1": 1.0, "std 0.01": 0.01, "Xavier": "xavier", "He": "he"}
+#: Histogram ranges per activation (the book draws sigmoid over (0, 1)).
+HIST_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 1.0)}
+
+
+def layer_activations(x, activation, init, n_layers=5, nodes=100, rng=None):
+    """The book's experiment: push ``x`` (N, nodes) through ``n_layers`` random layers.
+
+    Each layer computes ``z = activation(z @ W)`` with ``W`` of shape
+    (nodes, nodes) drawn with standard deviation ``init_std(init, nodes)``.
+    Returns the list of activations, each (N, nodes).
+    """
+    rng = np.random.default_rng(rng)
+    f = ACTIVATION_FUNCTIONS[activation]
+    std = init_std(init, nodes)
+    z, out = x, []
+    for _ in range(n_layers):
+        W = rng.standard_normal((nodes, nodes)) * std
+        z = f(z @ W)
+        out.append(z)
+    return out
+
+
+def _stats(a, activation):
+    a = a.ravel()
+    s = {"mean": float(a.mean()), "std": float(a.std())}
+    if activation == "sigmoid":
+        s["frac_below_0.05_or_above_0.95"] = float(np.mean((a < 0.05) | (a > 0.95)))
+    if activation == "tanh":
+        s["frac_abs_above_0.95"] = float(np.mean(np.abs(a) > 0.95))
+    if activation == "relu":
+        s["frac_zero"] = float(np.mean(a == 0))
+    return s
+
+
+@experiment(
+    "weight-init-histogram",
+    title="Activation histograms and the initial weights",
+    section="6.2.2",
+    summary="activation histograms of 5 layers for std 1, std 0.01, Xavier, He, with sigmoid, "
+    "tanh, ReLU",
+    shows="With std 1 sigmoid activations pile up at 0 and 1 (vanishing gradients); with std 0.01 "
+    "they huddle at 0.5 (no expressive power); Xavier keeps sigmoid and tanh spread out, and He "
+    "keeps ReLU's spread through all five layers while std 0.01 collapses it to zero.",
+)
+def run_weight_init_histogram(ctx):
+    n, nodes, n_layers, bins = 1000, 100, 5, 30
+    x = ctx.rng("input").standard_normal((n, nodes))
+    ctx.config.update(
+        samples=n,
+        nodes=nodes,
+        layers=n_layers,
+        bins=bins,
+        input="N(0, 1)",
+        inits={k: v for k, v in INITS.items()},
+    )
+    acts = {}
+    stats, hist_rows, stat_rows = {}, [], []
+    for act in ACTIVATION_FUNCTIONS:
+        for init_name, init in INITS.items():
+            layers = layer_activations(
+                x, act, init, n_layers, nodes, rng=ctx.rng("weights", act, init_name)
+            )
+            acts[act, init_name] = layers
+            per_layer = [_stats(a, act) for a in layers]
+            stats.setdefault(act, {})[init_name] = per_layer
+            for i, (a, s) in enumerate(zip(layers, per_layer), start=1):
+                counts, edges = np.histogram(a.ravel(), bins, range=HIST_RANGE[act])
+                hist_rows += [
+                    [act, init_name, i, lo, hi, c]
+                    for lo, hi, c in zip(edges[:-1], edges[1:], counts)
+                ]
+                stat_rows.append([act, init_name, i, s["mean"], s["std"]])
+    ctx.summary["layers"] = stats
+    ctx.write_csv(
+        "histograms", ["activation", "init", "layer", "bin_left", "bin_right", "count"], hist_rows
+    )
+    ctx.write_csv("layer-stats", ["activation", "init", "layer", "mean", "std"], stat_rows)
+
+    sig1 = float(np.mean([s["frac_below_0.05_or_above_0.95"] for s in stats["sigmoid"]["std 1"]]))
+    sig_small = max(s["std"] for s in stats["sigmoid"]["std 0.01"])
+    sig_xavier = min(s["std"] for s in stats["sigmoid"]["Xavier"])
+    relu_he = [s["std"] for s in stats["relu"]["He"]]
+    relu_small_last = stats["relu"]["std 0.01"][-1]["std"]
+    ctx.summary.update(
+        sigmoid_std1_frac_extreme=sig1,
+        sigmoid_std001_max_std=sig_small,
+        sigmoid_xavier_min_std=sig_xavier,
+        relu_he_last_over_first_std=relu_he[-1] / relu_he[0],
+        relu_he_last_std=relu_he[-1],
+        relu_std001_last_std=relu_small_last,
+    )
+    ctx.compare(
+        "sigmoid, std 1: share of activations < 0.05 or > 0.95", sig1, "most: piled at 0 and 1"
+    )
+    ctx.compare("sigmoid, std 0.01: largest per-layer std", sig_small, "tiny: all near 0.5")
+    ctx.compare("sigmoid, Xavier: smallest per-layer std", sig_xavier, "spread out")
+    ctx.compare("ReLU, He: layer-5 std / layer-1 std", relu_he[-1] / relu_he[0], "≈ 1: spread kept")
+    ctx.compare("ReLU, std 0.01: layer-5 std", relu_small_last, "≈ 0: collapsed")
+    ctx.finding(
+        f"ReLU with He keeps a layer-5 spread of {relu_he[-1]:.3g}; with std 0.01 it shrinks to "
+        f"{relu_small_last:.1e}."
+    )
+
+    plt = pyplot()
+    for act in ACTIVATION_FUNCTIONS:
+        fig, axes = plt.subplots(len(INITS), n_layers, figsize=(13, 9), sharex=True)
+        for r, init_name in enumerate(INITS):
+            layers = acts[act, init_name]
+            for c, a in enumerate(layers):
+                ax = axes[r, c]
+                ax.hist(a.ravel(), bins, range=HIST_RANGE[act], color="tab:blue")
+                lo, hi = HIST_RANGE[act]
+                outside = float(np.mean((a < lo) | (a > hi)))
+                if outside > 0.01:  # e.g. ReLU with std 1 explodes past the drawn range
+                    ax.text(
+                        0.5,
+                        0.6,
+                        f"{outside:.0%} of values\nbeyond {hi:g}",
+                        transform=ax.transAxes,
+                        ha="center",
+                        fontsize=8,
+                        color="tab:red",
+                    )
+                if act == "relu":
+                    # Half the ReLU outputs are exactly 0; clip the y axis as the book does.
+                    ax.set_ylim(0, 7000)
+                if r == 0:
+                    ax.set_title(f"{c + 1}-layer")
+                if c == 0:
+                    ax.set_ylabel(init_name)
+                else:
+                    ax.set_yticks([])
+        fig.suptitle(f"{act}: activations of 5 layers for each initial weight scale")
+        fig.tight_layout()
+        ctx.save_figure(fig, f"weight-init-histogram-{act}")
+
+
+@experiment(
+    "weight-init-mnist",
+    title="Initial weights on MNIST",
+    section="6.2.4",
+    needs_mnist=True,
+    summary="std 0.01 vs Xavier vs He on MNIST (4x100 ReLU, SGD 0.01, batch 128, "
+    "2000 iterations): loss curves",
+    shows="With std 0.01 the 4x100 ReLU network does not learn at all (loss stuck at ln 10 ≈ 2.3); "
+    "Xavier learns and He learns fastest.",
+)
+def run_weight_init_mnist(ctx):
+    (x_train, t_train), (x_test, t_test) = ctx.mnist()
+    iterations = ctx.pick(200, 2000)
+    batch_size, lr = 128, 0.01
+    hidden = [100, 100, 100, 100]
+    n_test = ctx.pick(1000, len(x_test))
+    inits = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
+    ctx.config.update(
+        iterations=iterations,
+        batch_size=batch_size,
+        optimizer=f"SGD(lr={lr})",
+        hidden=hidden,
+        activation="relu",
+        inits=inits,
+        test_samples=n_test,
+    )
+    losses, acc = {}, {}
+    for name, init in inits.items():
+        net = MultiLayerNet(784, hidden, 10, weight_init_std=init, rng=ctx.rng("init"))
+        log = train_iterations(
+            net,
+            SGD(lr=lr),
+            x_train,
+            t_train,
+            iterations=iterations,
+            batch_size=batch_size,
+            rng=ctx.rng("batches"),
+        )
+        losses[name] = np.array(log.losses)
+        acc[name] = float(net.accuracy(x_test[:n_test], t_test[:n_test]))
+        ctx.log(f"{name}: final loss {np.mean(losses[name][-100:]):.4f}")
+    tail = min(100, iterations)
+    for name in inits:
+        ctx.summary[name] = {
+            f"mean_loss_last_{tail}": float(np.mean(losses[name][-tail:])),
+            "test_accuracy": acc[name],
+        }
+    book = {"std=0.01": "≈ 2.30 (no learning)", "Xavier": "falls", "He": "falls fastest"}
+    for name in inits:
+        ctx.compare(
+            f"{name}: mean loss, last {tail} iterations",
+            ctx.summary[name][f"mean_loss_last_{tail}"],
+            book[name],
+        )
+    ctx.finding(
+        "Test accuracy after training: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()) + "."
+    )
+    ctx.write_csv("losses", ["iteration", *losses], zip(range(1, iterations + 1), *losses.values()))
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"std=0.01": "o", "Xavier": "s", "He": "D"}
+    it = np.arange(1, iterations + 1)
+    for name, curve in losses.items():
+        ax.plot(
+            it,
+            smooth_curve(curve),
+            marker=markers[name],
+            markevery=max(iterations // 20, 1),
+            ms=4,
+            label=name,
+        )
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("loss (smoothed)")
+    ax.set_ylim(0, 2.5)
+    ax.legend()
+    ax.set_title("MNIST, 4x100 ReLU, SGD lr 0.01")
+    fig.tight_layout()
+    ctx.save_figure(fig, "weight-init-mnist")
