@@ -5,18 +5,32 @@ layers ending in a loss layer, and ``params``, an ordered dict of the layers'
 parameter arrays under the book's names (``W1``, ``b1``, ``gamma1``, ...).
 ``params`` holds the very arrays the layers use, so an optimizer that updates
 ``params`` in place updates the network.
+
+For speed, those arrays are views into one contiguous buffer per network
+(``flat_params``), and the layers write their gradients into a second one
+(``flat_grads``): an optimizer then updates every parameter with a handful of
+vectorised operations over two long arrays instead of a handful per array
+(see :class:`FlatDict` and :mod:`dlscratch.optim`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
+import operator
 from collections import OrderedDict
 
 import numpy as np
 
 from dlscratch import gradient as _gradient
-from dlscratch.backend import get_array_module, resolve_dtype, to_device, to_numpy
+from dlscratch.backend import (
+    aligned_zeros,
+    get_array_module,
+    resolve_dtype,
+    to_device,
+    to_numpy,
+)
 from dlscratch.functions import softmax, softmax_cross_entropy
 from dlscratch.init import init_std
 from dlscratch.layers import (
@@ -29,6 +43,47 @@ from dlscratch.layers import (
 
 #: Parameter-name prefixes that weight decay applies to (weights, not biases or BN).
 _DECAYED_PREFIX = "W"
+
+#: Each array in a flat buffer starts on a multiple of this many elements (64 bytes in
+#: float32; the buffer itself starts on a cache line), so that every matrix is aligned.
+_ALIGN = 16
+
+
+class FlatDict(OrderedDict):
+    """Named arrays that are views into one contiguous 1-D buffer, ``flat``.
+
+    ``net.params`` and the dicts that ``net.gradient`` returns are FlatDicts:
+    ``params["W1"]`` is an ordinary (784, 100) array, but its memory is a slice
+    of ``params.flat``. An optimizer handed a params and a grads FlatDict with
+    the same ``layout`` updates the whole network at once by working on the two
+    flat buffers; with any other dicts it updates array by array, with the same
+    result.
+
+    ``layout`` is the tuple of ``(name, start, shape)`` in buffer order: entry
+    ``name`` is ``flat[start:start + size].reshape(shape)``. Replacing an entry
+    (``params["W1"] = other``) cuts it loose from the buffer; :meth:`is_intact`
+    then returns False and optimizers take the per-array path, so nothing goes
+    silently wrong. Copies and pickles are plain ``OrderedDict``s of
+    independent arrays (a copied network packs itself again).
+    """
+
+    def __init__(self, entries=(), flat=None, layout=None):
+        super().__init__(entries)
+        self.flat = flat
+        self.layout = layout
+        self._names = tuple(self.keys())
+        self._views = tuple(self.values())
+
+    def is_intact(self) -> bool:
+        """Whether every entry is still the view into ``flat`` it was built with."""
+        return (
+            self.flat is not None
+            and len(self) == len(self._views)
+            and all(map(operator.is_, map(self.get, self._names), self._views))
+        )
+
+    def __reduce__(self):
+        return (OrderedDict, (list(self.items()),))
 
 
 class Network:
@@ -55,14 +110,22 @@ class Network:
         self.layers: OrderedDict = OrderedDict()
         self.last_layer = SoftmaxWithLoss()
         self.params: OrderedDict = OrderedDict()
+        self._grads: FlatDict | None = None  # views into flat_grads, keyed like params
         self._param_owner: dict = {}  # "W1" -> (layer, "W")
         self._buffer_owner: dict = {}  # "running_mean1" -> (layer, "running_mean")
         self.input_size: int | None = None
 
     # -- construction --------------------------------------------------------------
     def _collect_params(self) -> None:
-        """Register every layer's params and buffers under numbered names (W1, gamma2, ...)."""
-        self.params.clear()
+        """Register every layer's params and buffers under numbered names (W1, gamma2, ...).
+
+        Then move the parameters into one flat buffer (:meth:`_pack_params`) and
+        tell the first layer that its input, the data, needs no gradient.
+        """
+        self.params = OrderedDict()
+        self._grads = None
+        self._param_owner.clear()
+        self._buffer_owner.clear()
         for layer_name, layer in self.layers.items():
             index = "".join(ch for ch in layer_name if ch.isdigit())
             for key, value in layer.params.items():
@@ -71,6 +134,51 @@ class Network:
                 self._param_owner[name] = (layer, key)
             for key in layer.buffers:
                 self._buffer_owner[f"{key}{index}"] = (layer, key)
+        self._pack_params()
+        if self.layers:
+            next(iter(self.layers.values())).input_grad = False
+
+    def _pack_params(self) -> None:
+        """Copy the parameters into one flat buffer and make the layers use views of it.
+
+        After this, ``layer.params["W"]`` is a view into :attr:`flat_params`, and
+        ``layer.grad_out["W"]`` a view into :attr:`flat_grads` that the layer's
+        backward writes into. Arrays of mixed dtypes or devices are left as they are.
+        """
+        arrays = list(self.params.values())
+        if not arrays:
+            return
+        xp = get_array_module(arrays[0])
+        if any(a.dtype != self.dtype or get_array_module(a) is not xp for a in arrays):
+            return
+        offsets, total = [], 0
+        for a in arrays:
+            offsets.append(total)
+            total += -(-a.size // _ALIGN) * _ALIGN  # round up: the next array starts aligned
+        flat_params = aligned_zeros(total, self.dtype, xp)
+        flat_grads = aligned_zeros(total, self.dtype, xp)
+        param_views, grad_views = [], []
+        for (name, (layer, key)), a, start in zip(self._param_owner.items(), arrays, offsets):
+            p = flat_params[start : start + a.size].reshape(a.shape)
+            p[...] = a
+            g = flat_grads[start : start + a.size].reshape(a.shape)
+            layer.params[key] = p
+            layer.grad_out[key] = g
+            param_views.append((name, p))
+            grad_views.append((name, g))
+        layout = tuple((name, start, a.shape) for (name, a), start in zip(param_views, offsets))
+        self.params = FlatDict(param_views, flat_params, layout)
+        self._grads = FlatDict(grad_views, flat_grads, layout)
+
+    @property
+    def flat_params(self):
+        """All parameters in one 1-D array (``params`` holds views into it), or None."""
+        return getattr(self.params, "flat", None)
+
+    @property
+    def flat_grads(self):
+        """All gradients in one 1-D array, filled by :meth:`gradient`, or None."""
+        return None if self._grads is None else self._grads.flat
 
     # -- forward -------------------------------------------------------------------
     def _as_input(self, x):
@@ -82,17 +190,18 @@ class Network:
                 f"input must be a batch of shape (N, {self.input_size}), got shape {x.shape}; "
                 "for a single sample use x[None, :]"
             )
-        features = int(np.prod(x.shape[1:]))
+        features = math.prod(x.shape[1:])
         if self.input_size is not None and features != self.input_size:
             raise ValueError(
                 f"this network expects {self.input_size} input features per sample, "
                 f"got {features} (input shape {x.shape})"
             )
+        integral = x.dtype.kind in "biu"  # bool and integers are finite by construction
         if x.dtype != self.dtype:
-            if not (xp.issubdtype(x.dtype, xp.number) or x.dtype == bool):
+            if not (integral or x.dtype.kind == "f"):
                 raise TypeError(f"input must be numeric, got dtype {x.dtype}")
             x = x.astype(self.dtype)
-        if x.size and not bool(xp.isfinite(x.sum(dtype=np.float64))):
+        if x.size and not integral and not _all_finite(x):
             raise ValueError("input contains NaN or infinity; clean or re-normalise the data")
         return x
 
@@ -145,17 +254,26 @@ class Network:
 
     # -- gradients -----------------------------------------------------------------
     def gradient(self, x, t) -> OrderedDict:
-        """Gradients of :meth:`loss` (train mode) by backpropagation, keyed like ``params``."""
+        """Gradients of :meth:`loss` (train mode) by backpropagation, keyed like ``params``.
+
+        The arrays are views into :attr:`flat_grads`, reused by every call: the
+        next ``gradient`` overwrites them. Copy what you want to keep
+        (``{name: g.copy() for name, g in grads.items()}``).
+        """
         self.loss(x, t, train=True)
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
-        grads = OrderedDict()
+        flat = self._grads
+        grads = FlatDict() if flat is None else FlatDict(flat.items(), flat.flat, flat.layout)
         lam = self.weight_decay_lambda
         for name, (layer, key) in self._param_owner.items():
             g = layer.grads[key]
+            if flat is not None and g is not grads[name]:
+                grads[name][...] = g  # a layer that ignored grad_out: copy into the buffer
+                g = grads[name]
             if lam and _decayed(name):
-                g = g + lam * layer.params[key]
+                g += lam * layer.params[key]  # in place, so it stays in the flat buffer
             grads[name] = g
         return grads
 
@@ -240,6 +358,12 @@ class Network:
     def get_config(self) -> dict:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def __setstate__(self, state) -> None:
+        # copy.deepcopy and pickle give independent arrays: pack them into new flat buffers.
+        self.__dict__.update(state)
+        if not (isinstance(self.params, FlatDict) and self.params.is_intact()):
+            self._collect_params()
+
     def __repr__(self) -> str:
         inner = ",\n  ".join(f"{name}: {layer!r}" for name, layer in self.layers.items())
         return f"{type(self).__name__}(\n  {inner},\n  loss: {self.last_layer!r}\n)"
@@ -247,6 +371,22 @@ class Network:
 
 def _decayed(name: str) -> bool:
     return name.startswith(_DECAYED_PREFIX)
+
+
+def _all_finite(x) -> bool:
+    """Whether ``x`` (N, ...) holds no NaN or infinity - cheaply.
+
+    One matrix-vector product forms the row sums (a NaN or an infinity makes
+    its row's sum non-finite), which costs a fraction of a full
+    ``isfinite(x).all()``; only when a sum is not finite (which huge finite
+    values can also cause) is the exact test run.
+    """
+    xp = get_array_module(x)
+    rows = x.reshape(x.shape[0], -1)
+    sums = rows @ xp.ones(rows.shape[1], dtype=rows.dtype)
+    if math.isfinite(float(sums.sum())):
+        return True
+    return bool(xp.isfinite(x).all())
 
 
 class MultiLayerNet(Network):

@@ -1,44 +1,63 @@
-"""Activation layers: ReLU, Sigmoid, Tanh (and their backward passes)."""
+"""Activation layers: ReLU, Sigmoid, Tanh (and their backward passes).
+
+Written to allocate one array per pass: each layer computes its output in a
+fresh array and then works on it in place (``out=``, ``+=``), never touching
+its input or ``dout``.
+"""
 
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
-from dlscratch.functions import sigmoid
 from dlscratch.layers.base import Layer
 
 
 class Relu(Layer):
-    """``y = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0.  Shape preserved."""
+    """``y = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0.  Shape preserved.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.mask = None  # True where x <= 0
-
-    def forward(self, x, *, train: bool = False):
-        xp = get_array_module(x)
-        self.mask = x <= 0
-        return xp.maximum(x, 0)
-
-    def backward(self, dout):
-        dx = dout.copy()
-        dx[self.mask] = 0
-        return dx
-
-
-class Sigmoid(Layer):
-    """``y = 1 / (1 + exp(-x))``; ``dx = dout * y * (1 - y)``.  Shape preserved."""
+    Backward recomputes the mask from the cached output (``y > 0`` exactly
+    where ``x > 0``) and applies it with one multiplication, which is several
+    times faster than zeroing through a boolean index (``dx[mask] = 0``).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.out = None
 
     def forward(self, x, *, train: bool = False):
-        self.out = sigmoid(x)
+        xp = get_array_module(x)
+        self.out = xp.maximum(x, 0.0)  # a float scalar keeps float32 data float32
         return self.out
 
     def backward(self, dout):
+        return dout * (self.out > 0)
+
+
+class Sigmoid(Layer):
+    """``y = 1 / (1 + exp(-x))``; ``dx = dout * y * (1 - y)``.  Shape preserved.
+
+    Computed as ``0.5 * (1 + tanh(x / 2))`` (see :func:`dlscratch.functions.sigmoid`):
+    no overflow for large ``|x|``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = None
+
+    def forward(self, x, *, train: bool = False):
+        xp = get_array_module(x)
+        y = x * 0.5
+        xp.tanh(y, out=y)
+        y += 1.0
+        y *= 0.5
+        self.out = y
+        return y
+
+    def backward(self, dout):
         y = self.out
-        return dout * (1.0 - y) * y
+        dx = 1.0 - y
+        dx *= y
+        dx *= dout
+        return dx
 
 
 class Tanh(Layer):
@@ -54,8 +73,12 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, dout):
+        xp = get_array_module(dout)
         y = self.out
-        return dout * (1.0 - y * y)
+        dx = y * y
+        xp.subtract(1.0, dx, out=dx)
+        dx *= dout
+        return dx
 
 
 #: Activation layers by the names networks accept.

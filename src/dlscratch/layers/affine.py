@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dlscratch.layers.base import Layer
+import numpy as np
+
+from dlscratch.backend import get_array_module
+from dlscratch.layers.base import Layer, sum_over_batch
 
 
 class Affine(Layer):
@@ -13,6 +16,10 @@ class Affine(Layer):
 
     Backward: ``dx = dout @ W.T`` (returned in x's original shape),
     ``dW = x.T @ dout``, ``db = dout.sum(axis=0)``.
+
+    Inside a network the gradients are written into the network's flat
+    gradient buffer (``grad_out``), and the first layer skips ``dx``, which
+    nobody needs (``input_grad = False``; see :class:`~dlscratch.layers.Layer`).
     """
 
     def __init__(self, W, b) -> None:
@@ -34,20 +41,33 @@ class Affine(Layer):
 
     def forward(self, x, *, train: bool = False):
         self.original_x_shape = x.shape
-        x = x.reshape(x.shape[0], -1)
+        if x.ndim != 2:
+            x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.in_features:
             raise ValueError(
                 f"{self!r} expects {self.in_features} input features, got {x.shape[1]} "
                 f"(input shape {self.original_x_shape})"
             )
         self.x = x
-        return x @ self.params["W"] + self.params["b"]
+        out = x @ self.params["W"]
+        out += self.params["b"]  # in place: `out` is a fresh array
+        return out
 
     def backward(self, dout):
-        W = self.params["W"]
-        self.grads["W"] = self.x.T @ dout
-        self.grads["b"] = dout.sum(axis=0)
-        dx = dout @ W.T
+        if self.x is None:
+            raise RuntimeError("Affine.backward called before forward")
+        xp = get_array_module(dout)
+        # out=None allocates; a network passes views into its flat gradient buffer.
+        self.grads["W"] = xp.matmul(self.x.T, dout, out=self.grad_out.get("W"))
+        self.grads["b"] = sum_over_batch(dout, out=self.grad_out.get("b"))
+        if not self.input_grad:
+            return None
+        W_T = self.params["W"].T
+        if xp is np:
+            # OpenBLAS multiplies small matrices up to twice as slowly when the right
+            # operand is transposed; a contiguous copy of W.T (M x D) costs far less.
+            W_T = np.ascontiguousarray(W_T)
+        dx = dout @ W_T
         return dx.reshape(self.original_x_shape)
 
     def __repr__(self) -> str:

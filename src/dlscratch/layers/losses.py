@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
-from dlscratch.functions import as_class_labels, softmax_cross_entropy
+from dlscratch.functions import as_class_labels, softmax_cross_entropy_labels
 
 
 class SoftmaxWithLoss:
@@ -27,15 +27,15 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         self.labels = as_class_labels(t, x.shape)
-        self.loss, self.y = softmax_cross_entropy(x, self.labels)
+        self.loss, self.y = softmax_cross_entropy_labels(x, self.labels)
         return self.loss
 
     def backward(self, dout=1.0):
         xp = get_array_module(self.y)
         n = self.y.shape[0]
-        dx = self.y.copy()
-        dx[xp.arange(n), self.labels] -= 1
-        dx *= dout / n
+        scale = dout / n
+        dx = self.y * scale  # (y - t) * dout / N, with t one-hot at the labels
+        dx[xp.arange(n), self.labels] -= scale
         return dx
 
     def __repr__(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
-from dlscratch.layers.base import Layer
+from dlscratch.layers.base import Layer, sum_over_batch
 
 
 class BatchNormalization(Layer):
@@ -27,6 +27,13 @@ class BatchNormalization(Layer):
         dx_hat = dout * gamma
         dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps)
         dgamma = sum(dout * x_hat),  dbeta = sum(dout)
+
+    and, since ``gamma`` is constant over the batch, ``mean(dx_hat) = gamma * dbeta / N``
+    and ``mean(dx_hat * x_hat) = gamma * dgamma / N``, so the code computes::
+
+        dx = gamma / sqrt(var + eps) * (dout - dbeta / N - x_hat * dgamma / N)
+
+    reusing the two sums it needs for the parameter gradients anyway.
     """
 
     def __init__(self, gamma, beta, momentum: float = 0.9, eps: float = 1e-7) -> None:
@@ -51,16 +58,22 @@ class BatchNormalization(Layer):
     def forward(self, x, *, train: bool = False):
         xp = get_array_module(x)
         self._input_shape = x.shape
-        x = x.reshape(x.shape[0], -1)
+        if x.ndim != 2:
+            x = x.reshape(x.shape[0], -1)
         gamma, beta = self.params["gamma"], self.params["beta"]
         if train:
             if x.shape[0] < 2:
                 raise ValueError("batch norm in training needs a batch of at least 2 samples")
-            mu = x.mean(axis=0)
+            n = x.shape[0]
+            mu = sum_over_batch(x)
+            mu /= n
             xc = x - mu
-            var = (xc * xc).mean(axis=0)
+            out = xc * xc  # squared deviations now; the output buffer below
+            var = sum_over_batch(out)
+            var /= n
             inv_std = 1.0 / xp.sqrt(var + self.eps)
-            x_hat = xc * inv_std
+            x_hat = xc
+            x_hat *= inv_std
             m = self.momentum
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             rm *= m
@@ -68,22 +81,30 @@ class BatchNormalization(Layer):
             rv *= m
             rv += (1 - m) * var
             self._x_hat, self._inv_std = x_hat, inv_std
+            xp.multiply(x_hat, gamma, out=out)
         else:
             inv_std = 1.0 / xp.sqrt(self.buffers["running_var"] + self.eps)
-            x_hat = (x - self.buffers["running_mean"]) * inv_std
-        out = gamma * x_hat + beta
+            out = x - self.buffers["running_mean"]
+            out *= inv_std * gamma
+        out += beta
         return out.reshape(self._input_shape)
 
     def backward(self, dout):
         if self._x_hat is None:
             raise RuntimeError("BatchNormalization.backward needs a forward pass with train=True")
+        xp = get_array_module(dout)
         dout = dout.reshape(dout.shape[0], -1)
         x_hat = self._x_hat
-        self.grads["beta"] = dout.sum(axis=0)
-        self.grads["gamma"] = (dout * x_hat).sum(axis=0)
-        dx_hat = dout * self.params["gamma"]
-        dx = dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)
-        dx *= self._inv_std
+        n = dout.shape[0]
+        dbeta = sum_over_batch(dout, out=self.grad_out.get("beta"))
+        dx = dout * x_hat
+        dgamma = sum_over_batch(dx, out=self.grad_out.get("gamma"))
+        self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
+        # dx = gamma * inv_std * (dout - dbeta / N - x_hat * dgamma / N), in the one buffer
+        xp.multiply(x_hat, dgamma / n, out=dx)
+        xp.subtract(dout, dx, out=dx)
+        dx -= dbeta / n
+        dx *= self.params["gamma"] * self._inv_std
         return dx.reshape(self._input_shape)
 
     def __repr__(self) -> str:
