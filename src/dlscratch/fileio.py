@@ -35,11 +35,19 @@ def atomic_path(path, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, default_file_mode())  # mkstemp makes it 0600; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def default_file_mode() -> int:
+    """Permissions a newly created file gets under the current umask (e.g. 0o644)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text(path, text: str) -> Path:

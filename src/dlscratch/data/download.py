@@ -26,7 +26,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlscratch.data.idx import DataError, _default_mode
+from dlscratch.data.idx import DataError
+from dlscratch.fileio import default_file_mode
 
 __all__ = [
     "CHECKSUMS",
@@ -272,7 +273,7 @@ def download_file(
                     verify_bytes(tmp.read_bytes(), filename, checksum)
                 except DataError as exc:
                     raise _BadContent(str(exc)) from None
-                os.chmod(tmp, _default_mode())
+                os.chmod(tmp, default_file_mode())
                 os.replace(tmp, final)
                 return final
             except _BadContent as exc:

@@ -15,13 +15,14 @@ import contextlib
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from dlscratch.fileio import atomic_path
 
 __all__ = [
     "DataError",
@@ -60,34 +61,18 @@ def _is_gzip_name(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(".gz")
 
 
-def _default_mode() -> int:
-    """Permissions a newly created file gets under the current umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; move it onto ``path`` only on success.
 
-    The temporary file lives in the same directory (so ``os.replace`` is atomic)
-    and is removed if the body raises, so ``path`` is either the old file or the
-    complete new one, never a partial write.
+    Built on :func:`dlscratch.fileio.atomic_path`: ``path`` is either the old
+    file or the complete new one, never a partial write. The data are flushed
+    to disk before the move.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _default_mode())  # mkstemp makes it 0600; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, mode) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_idx_bytes(path: str | os.PathLike) -> bytes:
