@@ -44,6 +44,8 @@ def exit_code_and_err(capsys, argv):
         (["--init", "huge"], "expected 'he', 'xavier' or a standard deviation"),
         (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
         (["--seed", "-1"], "must be an integer >= 0"),
+        (["--device", "tpu"], "invalid choice: 'tpu' (choose from "),
+        (["--threads", "0"], "must be a positive integer"),
     ],
 )
 def test_invalid_options_exit_2_and_say_what_is_valid(capsys, argv, message):
@@ -52,7 +54,7 @@ def test_invalid_options_exit_2_and_say_what_is_valid(capsys, argv, message):
     assert message in err
     assert "usage: dlscratch train" in err
     if "choose from" in message:  # the valid names are listed
-        assert "rmsprop" in err or "relu" in err or "fashion-mnist" in err
+        assert any(name in err for name in ("rmsprop", "relu", "fashion-mnist", "cuda"))
 
 
 def test_batch_size_larger_than_the_data_exits_2_after_loading(capsys, tmp_path):
@@ -81,6 +83,20 @@ def test_resume_only_lets_epochs_change(capsys, tmp_path):
     assert code == 1 and "no checkpoint.npz in" in err
 
 
+def test_cuda_without_a_gpu_exits_2_with_the_fix_before_touching_anything(
+    capsys, tmp_path, monkeypatch
+):
+    import dlscratch.backend
+
+    monkeypatch.setattr(dlscratch.backend, "GPU_AVAILABLE", False)
+    out = tmp_path / "run"
+    code, err = exit_code_and_err(capsys, ["train", *SMALL, "--device", "cuda", "--out", str(out)])
+    assert code == 2
+    assert "--device cuda needs CuPy and an NVIDIA GPU" in err
+    assert "--device cpu" in err and "dlscratch[gpu]" in err
+    assert not out.exists()
+
+
 def test_early_stopping_needs_a_validation_split(capsys, tmp_path):
     argv = ["train", *SMALL, "--val-split", "0", "--early-stopping", "2", "--out", str(tmp_path)]
     code, err = exit_code_and_err(capsys, argv)
@@ -93,8 +109,9 @@ def small_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cwd")
     old = os.getcwd()
     os.chdir(cwd)
+    argv = ["train", "--limit", "2000", "--epochs", "2", "--no-progress", "--seed", "3"]
     try:
-        code = main(["train", "--limit", "2000", "--epochs", "2", "--no-progress", "--seed", "3"])
+        code = main([*argv, "--threads", "1"])
     finally:
         os.chdir(old)
     assert code == 0
@@ -125,6 +142,8 @@ def test_run_folder_has_every_file_and_they_parse(small_run):
     assert final["val_acc"] == pytest.approx(float(rows[1]["val_acc"]))
     assert final["test_acc"] > 0.8  # 2 epochs on 1800 images
     assert metrics["versions"]["numpy"] == np.__version__
+    assert metrics["hardware"]["device"] == "cpu" and metrics["hardware"]["cpu_count"] >= 1
+    assert "device" not in metrics["config"]  # where it ran is not part of what it is
     for name in ("curves.png", "confusion.png", "misclassified.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 

@@ -347,6 +347,25 @@ def register(subparsers) -> argparse.ArgumentParser:
         "checkpoint; only --epochs may change",
     )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    hardware = parser.add_argument_group(
+        "hardware (not saved with the run; may differ on --resume)"
+    )
+    hardware.add_argument(
+        "--device",
+        type=_lower,
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu (default, NumPy) or cuda (CuPy on an NVIDIA GPU; pip install 'dlscratch[gpu]')",
+    )
+    hardware.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="BLAS threads for the matrix products (default: as many as the BLAS chooses, "
+        "usually one per core)",
+    )
     parser.set_defaults(func=run, _parser=parser)
     return parser
 
@@ -464,7 +483,22 @@ def _load_data(config: dict, data_dir, rngs: dict) -> dict:
     }
 
 
-def _build(config: dict, rngs: dict):
+def _check_hardware(args):
+    """Fail early, with the fix, when the asked-for device cannot be used; set BLAS threads."""
+    from dlscratch.backend import GPU_AVAILABLE, set_num_threads
+
+    if args.device == "cuda" and not GPU_AVAILABLE:
+        raise ValueError(
+            "--device cuda needs CuPy and an NVIDIA GPU, and none was found; install CuPy "
+            "(pip install 'dlscratch[gpu]') on a machine with a GPU, or use --device cpu"
+        )
+    if args.threads is not None and set_num_threads(args.threads) is None:
+        raise ValueError(  # pragma: no cover - threadpoolctl is a dependency
+            "--threads needs the threadpoolctl package; set OPENBLAS_NUM_THREADS instead"
+        )
+
+
+def _build(config: dict, rngs: dict, device: str = "cpu"):
     from dlscratch.nets import MultiLayerNet
     from dlscratch.optim import get_optimizer
 
@@ -480,6 +514,7 @@ def _build(config: dict, rngs: dict):
         dropout_ratio=config["dropout"] if config["dropout"] > 0 else 0.5,
         dtype=config["dtype"],
         rng=rngs["init"],
+        device=device,
     )
     return net, get_optimizer(config["optimizer"], lr=config["lr"])
 
@@ -531,6 +566,7 @@ def run(args) -> int:
     from dlscratch.training import NonFiniteLossError, Trainer, TrainingInterrupted
 
     started = time.perf_counter()
+    _check_hardware(args)
     if args.resume is not None:
         config, checkpoint = _resume_config(args)
         out = checkpoint.parent
@@ -543,7 +579,7 @@ def run(args) -> int:
     progress = False if args.no_progress else None
     splits = (data["x_train"], data["t_train"], data["x_val"], data["t_val"])
     if checkpoint is None:
-        net, opt = _build(config, rngs)
+        net, opt = _build(config, rngs, args.device)
         trainer = Trainer(
             net,
             opt,
@@ -563,6 +599,7 @@ def run(args) -> int:
         trainer = Trainer.resume(
             checkpoint,
             *splits,
+            device=args.device,
             epochs=config["epochs"],
             callbacks=callbacks,
             verbose=True,
@@ -601,6 +638,7 @@ def run(args) -> int:
         return 1
 
     results = _finish(out, config, data, trainer, history, started)
+    results["hardware"] = _hardware(args)
     write_json(out / "metrics.json", results)
     final = results["final"]
     accs = "  ".join(
@@ -616,6 +654,15 @@ def run(args) -> int:
         f"next: dlscratch evaluate --model {out}   |   dlscratch predict --model {out} IMAGE.png"
     )
     return 0
+
+
+def _hardware(args) -> dict:
+    """Where the run trained: device, BLAS library and its threads, CPU count."""
+    import os
+
+    from dlscratch.backend import blas_info
+
+    return {"device": args.device, "cpu_count": os.cpu_count(), "blas": blas_info()}
 
 
 def _finish(out: Path, config: dict, data: dict, trainer, history, started: float) -> dict:

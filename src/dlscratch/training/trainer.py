@@ -462,18 +462,21 @@ class Trainer:
         return dict(ck.user.get("run") or {})
 
     @classmethod
-    def resume(cls, path, x_train, t_train, x_val=None, t_val=None, **kwargs) -> Trainer:
+    def resume(
+        cls, path, x_train, t_train, x_val=None, t_val=None, *, device: str = "cpu", **kwargs
+    ) -> Trainer:
         """A Trainer that continues the run saved at ``path`` where it stopped.
 
         Network and optimizer are rebuilt from the checkpoint; the loop's
         settings too, except those given in ``kwargs`` (``epochs`` may be raised
         to train longer; ``callbacks``, ``verbose``, ``progress`` must be given
         again - pass the same callbacks for an exact continuation). The data
-        must be the same as when the checkpoint was written.
+        must be the same as when the checkpoint was written. ``device`` is where
+        the network and optimizer state are loaded ('cpu' or 'cuda').
         """
         from dlscratch.io import load_checkpoint
 
-        ck = load_checkpoint(path)
+        ck = load_checkpoint(path, device=device)
         state = _trainer_state(ck)
         if ck.optimizer is None:
             raise ValueError(f"{path} holds no optimizer state, so training cannot resume from it")
