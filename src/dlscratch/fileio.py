@@ -66,7 +66,7 @@ def write_bytes(path, data: bytes) -> Path:
 
 def write_json(path, obj, indent: int = 2) -> Path:
     """Write ``obj`` as JSON atomically (NumPy scalars and arrays are converted)."""
-    return write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    return write_text(path, json.dumps(obj, indent=indent, default=json_default) + "\n")
 
 
 def write_csv(path, header, rows) -> Path:
@@ -86,7 +86,8 @@ def save_figure(fig, path, **kwargs) -> Path:
     return path
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps(default=...)`` hook: NumPy scalars and arrays, paths."""
     import numpy as np
 
     if isinstance(obj, np.generic):

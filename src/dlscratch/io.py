@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.fileio import atomic_path, write_text
+from dlscratch.fileio import atomic_path, json_default, write_text
 
 #: Name of the archive entry holding the JSON metadata.
 METADATA_KEY = "__metadata__"
@@ -153,7 +153,7 @@ def save_model(path, net, *, optimizer=None, metadata: dict | None = None) -> Pa
     if metadata is not None:
         meta["user"] = metadata
     try:
-        text = json.dumps(meta, indent=2, default=_json_default) + "\n"
+        text = json.dumps(meta, indent=2, default=json_default) + "\n"
     except (TypeError, ValueError) as exc:
         raise TypeError(f"metadata must be JSON-serialisable: {exc}") from exc
     arrays[METADATA_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
@@ -177,16 +177,6 @@ def _library_version() -> str:
     from dlscratch import __version__
 
     return __version__
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store {type(obj).__name__} as JSON")
 
 
 # -- our format: reading -------------------------------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.train import DATASETS, positive_int
+from dlscratch.cli.argtypes import positive_int
+from dlscratch.cli.train import DATASETS
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -18,17 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seed must be a non-negative integer, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
-    return value
+from dlscratch.cli.argtypes import non_negative_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -53,7 +43,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="tiny sizes (seconds per experiment) instead of the book's",
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})"
     )

@@ -20,15 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from dlscratch.cli.argtypes import positive_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -48,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         help="images per forward pass (default 100; 1 = the book's single-image loop)",
     )
@@ -60,7 +52,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         help="time each pass this many times and report the fastest (default 3)",
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.train import positive_int
+from dlscratch.cli.argtypes import positive_int
 
 #: Side of the box the digit is scaled into, inside the 28x28 frame (as in MNIST).
 DIGIT_BOX = 20
