@@ -102,8 +102,8 @@ def test_list_names_every_experiment(capsys):
     [
         (["experiment", "no-such-thing"], "unknown experiment"),
         (["experiment"], "name an experiment"),
-        (["experiment", "activations", "--seed", "-3"], "non-negative"),
-        (["experiment", "activations", "--seed", "abc"], "non-negative"),
+        (["experiment", "activations", "--seed", "-3"], "--seed: must be an integer >= 0, got -3"),
+        (["experiment", "activations", "--seed", "abc"], "--seed: expected an integer >= 0"),
     ],
 )
 def test_bad_arguments_exit_2(argv, message, capsys):

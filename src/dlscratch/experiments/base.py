@@ -456,6 +456,33 @@ def smooth_curve(x, window: int = 11, beta: float = 2.0):
     return np.convolve(padded, w / w.sum(), mode="valid")
 
 
+def plot_loss_curves(ctx, losses: dict, *, markers: dict, ylim, title: str, stem: str) -> None:
+    """The book's loss-per-iteration figure: one smoothed, marked curve per entry of ``losses``.
+
+    losses : ``{label: (iterations,) losses}``; markers : ``{label: matplotlib marker}``.
+    Writes ``stem``.png/.svg through ``ctx``.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in losses.items():
+        it = np.arange(1, len(curve) + 1)
+        ax.plot(
+            it,
+            smooth_curve(curve),
+            marker=markers[name],
+            markevery=max(len(curve) // 20, 1),
+            ms=4,
+            label=name,
+        )
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("loss (smoothed)")
+    ax.set_ylim(*ylim)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    ctx.save_figure(fig, stem)
+
+
 # -- the training loop ----------------------------------------------------------------------------
 @dataclass
 class TrainLog:

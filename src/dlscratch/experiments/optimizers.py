@@ -6,8 +6,8 @@ import numpy as np
 
 from dlscratch.experiments.base import (
     experiment,
+    plot_loss_curves,
     pyplot,
-    smooth_curve,
     train_iterations,
 )
 from dlscratch.nets import MultiLayerNet
@@ -209,23 +209,11 @@ def run_optimizers_mnist(ctx):
     ctx.finding("Ranked by final loss: " + " < ".join(order) + ".")
     ctx.write_csv("losses", ["iteration", *losses], zip(range(1, iterations + 1), *losses.values()))
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "RMSprop": "^"}
-    it = np.arange(1, iterations + 1)
-    for name, curve in losses.items():
-        ax.plot(
-            it,
-            smooth_curve(curve),
-            marker=markers[name],
-            markevery=max(iterations // 20, 1),
-            ms=4,
-            label=name,
-        )
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("loss (smoothed)")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    ax.set_title(f"MNIST, 4x100 ReLU, batch {batch_size}")
-    fig.tight_layout()
-    ctx.save_figure(fig, "optimizers-mnist")
+    plot_loss_curves(
+        ctx,
+        losses,
+        markers={"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "RMSprop": "^"},
+        ylim=(0, 1),
+        title=f"MNIST, 4x100 ReLU, batch {batch_size}",
+        stem="optimizers-mnist",
+    )

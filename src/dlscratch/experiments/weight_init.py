@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlscratch import functions as F
-from dlscratch.experiments.base import experiment, pyplot, smooth_curve, train_iterations
+from dlscratch.experiments.base import experiment, plot_loss_curves, pyplot, train_iterations
 from dlscratch.init import init_std
 from dlscratch.nets import MultiLayerNet
 from dlscratch.optim import SGD
@@ -208,23 +208,11 @@ def run_weight_init_mnist(ctx):
     )
     ctx.write_csv("losses", ["iteration", *losses], zip(range(1, iterations + 1), *losses.values()))
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = {"std=0.01": "o", "Xavier": "s", "He": "D"}
-    it = np.arange(1, iterations + 1)
-    for name, curve in losses.items():
-        ax.plot(
-            it,
-            smooth_curve(curve),
-            marker=markers[name],
-            markevery=max(iterations // 20, 1),
-            ms=4,
-            label=name,
-        )
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("loss (smoothed)")
-    ax.set_ylim(0, 2.5)
-    ax.legend()
-    ax.set_title("MNIST, 4x100 ReLU, SGD lr 0.01")
-    fig.tight_layout()
-    ctx.save_figure(fig, "weight-init-mnist")
+    plot_loss_curves(
+        ctx,
+        losses,
+        markers={"std=0.01": "o", "Xavier": "s", "He": "D"},
+        ylim=(0, 2.5),
+        title="MNIST, 4x100 ReLU, SGD lr 0.01",
+        stem="weight-init-mnist",
+    )
