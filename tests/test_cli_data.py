@@ -134,9 +134,13 @@ def test_info_when_nothing_is_found(tmp_path, capsys):
     assert "mnist data files not found" in err and str(tmp_path / "empty") in err
 
 
-def test_unknown_dataset(tiny_dir, capsys):
-    assert main(["data", "info", "--dataset", "cifar", "--data-dir", str(tiny_dir)]) == 2
-    assert "valid names: mnist, fashion-mnist" in capsys.readouterr().err
+@pytest.mark.parametrize("action", ["info", "show", "download"])
+def test_unknown_dataset_exits_2_and_lists_the_valid_names(tiny_dir, capsys, action):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", action, "--dataset", "cifar"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'cifar'" in err and "mnist" in err and "fashion-mnist" in err
 
 
 def test_download_reports_local_copy(tiny_dir, monkeypatch, tmp_path, capsys):

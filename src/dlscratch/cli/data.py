@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+from dlscratch.cli.options import DATASETS, add_dataset_options
+
 MAX_SHOW = 256
 DEFAULT_SHOW = 16
 
@@ -30,12 +32,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(func=lambda args: _usage(parser))
 
     info = actions.add_parser("info", help="where the files are, sizes, class counts, checksums")
-    _add_dataset_options(info)
+    add_dataset_options(info)
     info.add_argument("--json", action="store_true", help="print the details as JSON")
     info.set_defaults(func=cmd_info)
 
     show = actions.add_parser("show", help="draw images with their labels into a PNG grid")
-    _add_dataset_options(show)
+    add_dataset_options(show)
     show.add_argument("--index", type=int, default=0, help="first image (default 0)")
     show.add_argument(
         "--count",
@@ -56,7 +58,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     fetch = actions.add_parser(
         "download", help="download the dataset into the user cache unless found locally"
     )
-    fetch.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    fetch.add_argument(
+        "--dataset", type=str.lower, choices=DATASETS, default="mnist", help="default mnist"
+    )
     fetch.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     fetch.set_defaults(func=cmd_download)
     return parser
@@ -65,17 +69,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder holding the four IDX files (default: $DLSCRATCH_DATA/<dataset>, "
-        "then the user cache)",
-    )
 
 
 def _human(size: int) -> str:

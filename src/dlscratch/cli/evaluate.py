@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.argtypes import positive_int
-from dlscratch.cli.train import DATASETS
+from dlscratch.cli.options import DATASETS, add_dataset_options, add_model_option, positive_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,32 +28,15 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Classify the test set (or the training set) with a trained model and print "
         "the accuracy, precision/recall/F1 per class and the confusion matrix.",
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="RUN",
-        help="a run folder (with model.npz), a .npz model file, or the book's .pkl weights",
-    )
+    add_model_option(parser)
     parser.add_argument(
         "--split",
         choices=("test", "train"),
         default="test",
         help="which part of the dataset (default test)",
     )
-    parser.add_argument(
-        "--dataset",
-        type=str.lower,
-        choices=DATASETS,
-        default=None,
-        help="default: the model's training dataset, else mnist",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with the four IDX files (default: $DLSCRATCH_DATA/<dataset>, "
-        "then the user cache)",
+    add_dataset_options(
+        parser, default=None, help="default: the model's training dataset, else mnist"
     )
     parser.add_argument(
         "--limit",

@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from dlscratch.cli.argtypes import non_negative_int
+from dlscratch.cli.options import non_negative_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:

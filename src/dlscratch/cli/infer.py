@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.argtypes import positive_int
+from dlscratch.cli.options import add_dataset_options, positive_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -56,14 +56,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         default=3,
         help="time each pass this many times and report the fastest (default 3)",
     )
-    parser.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder holding the four IDX files (default: $DLSCRATCH_DATA/<dataset>, "
-        "then the user cache)",
-    )
+    add_dataset_options(parser)
     parser.set_defaults(func=run)
     return parser
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.argtypes import positive_int
+from dlscratch.cli.options import add_model_option, positive_int
 
 #: Side of the box the digit is scaled into, inside the 28x28 frame (as in MNIST).
 DIGIT_BOX = 20
@@ -36,13 +36,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "cropped to the digit, scaled into a 20x20 box and centred by its centre of mass in a "
         "28x28 frame - the way MNIST was made. Prints the top classes with probabilities.",
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        required=True,
-        metavar="RUN",
-        help="a run folder (with model.npz), a .npz model file, or the book's .pkl weights",
-    )
+    add_model_option(parser)
     parser.add_argument(
         "images", type=Path, nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)"
     )

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.argtypes import (
+from dlscratch.cli.options import (
+    add_dataset_options,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -42,7 +43,6 @@ DEFAULT_LR = {
     "adam": 0.001,
 }
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-DATASETS = ("mnist", "fashion-mnist")
 SCHEDULE_NAMES = ("none", "step", "exponential", "cosine")
 
 #: Defaults of the options whose argparse default is None (so that we can tell
@@ -144,20 +144,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument(
-        "--dataset",
-        type=_lower,
-        choices=DATASETS,
-        default=None,
-        help="mnist (default) or fashion-mnist",
-    )
-    data.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with the four IDX files (default: $DLSCRATCH_DATA/<dataset>, "
-        "then the user cache, then download)",
-    )
+    add_dataset_options(data, default=None, help="mnist (default) or fashion-mnist")
     data.add_argument(
         "--limit",
         type=positive_int,

@@ -1,11 +1,17 @@
-"""Argument types shared by the subcommands: each returns the parsed value or raises
-``argparse.ArgumentTypeError`` with a message that says what is valid (argparse turns it
-into ``usage: ...`` plus the message, and exit status 2)."""
+"""What the subcommands share on their command lines: argument types and common options.
+
+Each argument type returns the parsed value or raises ``argparse.ArgumentTypeError``
+with a message that says what is valid; argparse turns it into ``usage: ...`` plus the
+message, and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+
+DATASETS = ("mnist", "fashion-mnist")
 
 
 def positive_int(text: str) -> int:
@@ -59,3 +65,35 @@ def unit_interval(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be a number from 0 (inclusive) to 1, got {text}")
     return value
+
+
+# -- options used by several subcommands ----------------------------------------------------
+
+
+def add_dataset_options(parser, *, default: str | None = "mnist", help: str | None = None) -> None:
+    """``--dataset`` (mnist or fashion-mnist) and ``--data-dir``."""
+    parser.add_argument(
+        "--dataset",
+        type=str.lower,
+        choices=DATASETS,
+        default=default,
+        help=help or f"{' or '.join(DATASETS)} (default {default})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding the four IDX files (default: $DLSCRATCH_DATA/<dataset>, "
+        "then the user cache, then a download)",
+    )
+
+
+def add_model_option(parser) -> None:
+    """``--model RUN``: what evaluate and predict classify with."""
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="RUN",
+        help="a run folder (with model.npz), a .npz model file, or the book's .pkl weights",
+    )
