@@ -11,6 +11,10 @@ The networks, layers, losses and optimizers of chapters 3-6 of Koki Saito's
     opt = Adam(lr=1e-3)
     grads = net.gradient(x_train[:100], t_train[:100])
     opt.update(net.params, grads)
+
+The numeric core imports only NumPy. ``Trainer``, ``load_mnist``, ``save_model``,
+``load_model`` and ``load_book_weights`` are importable from here too; they are
+loaded on first use, so ``import dlscratch`` stays light.
 """
 
 __version__ = "0.1.0"
@@ -48,6 +52,29 @@ from dlscratch.layers import (
 from dlscratch.nets import MultiLayerNet, SimpleNet, TwoLayerNet, build_network
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
 
+#: Names importable from ``dlscratch`` whose modules load on first use (PEP 562).
+_LAZY = {
+    "Trainer": "dlscratch.training",
+    "History": "dlscratch.training",
+    "load_mnist": "dlscratch.data",
+    "save_model": "dlscratch.io",
+    "load_model": "dlscratch.io",
+    "load_book_weights": "dlscratch.io",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dlscratch' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
     "SGD",
     "AdaGrad",
@@ -56,6 +83,7 @@ __all__ = [
     "Affine",
     "BatchNormalization",
     "Dropout",
+    "History",
     "IdentityWithLoss",
     "Momentum",
     "MulLayer",
@@ -67,6 +95,7 @@ __all__ = [
     "SimpleNet",
     "SoftmaxWithLoss",
     "Tanh",
+    "Trainer",
     "TwoLayerNet",
     "__version__",
     "build_network",
@@ -77,11 +106,15 @@ __all__ = [
     "he_std",
     "identity_function",
     "init_weight",
+    "load_book_weights",
+    "load_mnist",
+    "load_model",
     "mean_squared_error",
     "mean_squared_error_mean",
     "numerical_diff",
     "numerical_gradient",
     "relu",
+    "save_model",
     "sigmoid",
     "softmax",
     "step_function",
