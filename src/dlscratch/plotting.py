@@ -185,3 +185,117 @@ def plot_misclassified(
     ax.set_title(title or "most confident mistakes: predicted (probability) / true", fontsize=10)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
     return _finish(fig, path)
+
+
+_SEARCH_LABELS = {
+    "lr": "learning rate",
+    "weight_decay": "weight decay λ",
+    "val_acc": "validation accuracy",
+    "val_loss": "validation loss",
+}
+
+
+def plot_search(result, path=None, params=None, title: str | None = None):
+    """The score of every trial of a hyperparameter search against each searched parameter.
+
+    One panel per numeric parameter (by default every parameter of the search
+    space drawn from a :class:`~dlscratch.hpo.LogUniform`, :class:`~dlscratch.hpo.Uniform`
+    or :class:`~dlscratch.hpo.IntUniform`): the score on the y axis, the
+    parameter on the x axis (logarithmic for log-uniform parameters), points
+    coloured by the score, the best trial circled, failed trials as red crosses
+    along the bottom.
+
+    Parameters
+    ----------
+    result : dlscratch.hpo.SearchResult
+    path : str or os.PathLike, optional
+        Where to save (PNG, SVG, PDF by suffix).
+    params : sequence of str, optional
+        Which parameters to plot, each numeric in every trial.
+    title : str, optional
+    """
+    from dlscratch.hpo import Distribution, LogUniform
+
+    plt = _pyplot()
+    if params is None:
+        params = [
+            name
+            for name, dist in result.space.items()
+            if isinstance(dist, Distribution) and dist.kind != "choice"
+        ]
+    params = list(params)
+    ok = [t for t in result.trials if t["status"] == "ok"]
+    failed = [t for t in result.trials if t["status"] != "ok"]
+    scores = np.array([t["metrics"][result.score] for t in ok], dtype=np.float64)
+    if result.score.endswith("_acc"):
+        vmin, vmax = 0.0, 1.0
+    elif scores.size:
+        vmin, vmax = float(scores.min()), float(scores.max())
+    else:
+        vmin, vmax = 0.0, 1.0
+    cmap = "viridis" if result.maximize else "viridis_r"
+    score_label = _SEARCH_LABELS.get(result.score, result.score.replace("_", " "))
+
+    ncols = max(len(params), 1)
+    fig, axes = plt.subplots(1, ncols, figsize=(max(5.2 * ncols + 0.8, 7.5), 4.2), squeeze=False)
+    axes = axes[0]
+    low_y = vmin if result.score.endswith("_acc") else (vmin - 0.05 * (vmax - vmin or 1.0))
+    sc = None
+    for ax, name in zip(axes, params):
+        xs = np.array([t["params"][name] for t in ok], dtype=np.float64)
+        sc = ax.scatter(
+            xs,
+            scores,
+            c=scores,
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            edgecolors="k",
+            linewidths=0.3,
+            s=36,
+            zorder=3,
+        )
+        if result.best is not None:
+            best = result.best
+            ax.scatter(
+                [best["params"][name]],
+                [best["metrics"][result.score]],
+                s=160,
+                facecolors="none",
+                edgecolors="tab:red",
+                linewidths=1.5,
+                zorder=4,
+                label=f"best (trial {best['index']})",
+            )
+        if failed:
+            ax.scatter(
+                [t["params"][name] for t in failed],
+                [low_y] * len(failed),
+                marker="x",
+                color="tab:red",
+                zorder=3,
+                label=f"failed ({len(failed)})",
+            )
+        if isinstance(result.space.get(name), LogUniform):
+            ax.set_xscale("log")
+            dist = result.space[name]
+            ax.set_xlim(dist.low / 1.5, dist.high * 1.5)
+        log = " (log scale)" if ax.get_xscale() == "log" else ""
+        ax.set_xlabel(_SEARCH_LABELS.get(name, name.replace("_", " ")) + log)
+        ax.set_ylabel(score_label)
+        if result.score.endswith("_acc"):
+            ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize=8)
+    if not params:
+        axes[0].text(0.5, 0.5, "no numeric parameter was searched", ha="center", va="center")
+        axes[0].set_axis_off()
+    if sc is not None:
+        fig.colorbar(sc, ax=list(axes), label=score_label)
+    n = len(result.trials)
+    fig.suptitle(
+        title or f"random search: {n} trials, {len(failed)} failed, ranked by {result.score}",
+        fontsize=11,
+    )
+    return _finish(fig, path)

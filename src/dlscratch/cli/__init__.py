@@ -13,7 +13,17 @@ import os
 import sys
 
 # Subcommand modules, in the order ``dlscratch --help`` lists them.
-SUBCOMMANDS = ("train", "evaluate", "predict", "infer", "data", "experiment", "bench", "verify")
+SUBCOMMANDS = (
+    "train",
+    "search",
+    "evaluate",
+    "predict",
+    "infer",
+    "data",
+    "experiment",
+    "bench",
+    "verify",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dlscratch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"dlscratch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"dlscratch.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"dlscratch.cli.{name}").register(sub)
     return parser
 
 

@@ -67,6 +67,43 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def log_range(text: str):
+    """``LOW:HIGH`` with ``0 < LOW < HIGH`` -> :class:`dlscratch.hpo.LogUniform` (searched on a
+    log scale); a single number >= 0 -> that fixed float."""
+    from dlscratch.hpo import LogUniform
+
+    example = "such as 1e-6:1e-2 (searched on a log scale) or a single fixed value"
+    if ":" not in text:
+        try:
+            value = number(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected a range LOW:HIGH {example}, got {text!r}"
+            ) from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"a fixed value must be >= 0, got {text}")
+        return value
+    low_text, _, high_text = text.partition(":")
+    try:
+        low, high = number(low_text), number(high_text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"invalid range {text!r}: expected two numbers LOW:HIGH {example}"
+        ) from None
+    if low <= 0 or high <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid range {text!r}: both bounds must be > 0 on a log scale, e.g. 1e-6:1e-2"
+        )
+    if low >= high:
+        raise argparse.ArgumentTypeError(
+            f"invalid range {text!r}: LOW must be smaller than HIGH, e.g. {high_text}:{low_text}"
+            if low > high
+            else f"invalid range {text!r}: LOW must be smaller than HIGH (for one fixed value "
+            f"write just {low_text})"
+        )
+    return LogUniform(low, high)
+
+
 # -- options used by several subcommands ----------------------------------------------------
 
 
