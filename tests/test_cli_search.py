@@ -128,6 +128,17 @@ def test_a_tiny_search_writes_ranked_results_a_figure_and_a_table(capsys, tmp_pa
     assert "480 training images, 120 for validation" in stdout
     assert "[3/3] trial 2  lr" in stdout and "rank  trial" in stdout and "best: trial" in stdout
     assert "test acc" not in stdout
+    suggested = re.search(
+        r"search again where the best 2 trials lie: dlscratch search "
+        r"--lr (\S+):(\S+) --weight-decay (\S+):(\S+)",
+        stdout,
+    )
+    assert suggested, stdout
+    best_two = sorted(float(r["lr"]) for r in rows[:2])
+    low, high = float(suggested[1]), float(suggested[2])
+    assert low == pytest.approx(best_two[0], rel=5e-3) and high == pytest.approx(
+        best_two[1], rel=5e-3
+    )
 
 
 @needs_mnist

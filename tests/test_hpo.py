@@ -127,6 +127,50 @@ def test_random_search_ranks_best_first_and_calls_back_in_order():
     assert losses == sorted(losses)
 
 
+def test_narrowed_space_spans_the_best_trials_and_a_second_round_does_better():
+    space = {
+        "lr": LogUniform(1e-6, 1e-1),
+        "width": IntUniform(1, 9),
+        "opt": Choice(["sgd", "adam", "rmsprop"]),
+        "wd": 0.0,
+    }
+
+    def objective(params, index):  # best near lr = 1e-3, width 5, adam
+        score = -abs(math.log10(params["lr"]) + 3) - abs(params["width"] - 5) / 10
+        return {"val_acc": score - (params["opt"] != "adam")}
+
+    first = random_search(objective, space, 40, rng=0)
+    narrow = first.narrowed_space(top=5)
+    best5 = first.trials[:5]
+    lrs = [t["params"]["lr"] for t in best5]
+    assert isinstance(narrow["lr"], LogUniform)
+    assert narrow["lr"].low == pytest.approx(min(lrs)) and narrow["lr"].high == pytest.approx(
+        max(lrs)
+    )
+    widths = [t["params"]["width"] for t in best5]
+    assert (narrow["width"].low, narrow["width"].high) == (min(widths), max(widths))
+    assert set(narrow["opt"].options) == {t["params"]["opt"] for t in best5}
+    assert narrow["wd"] == 0.0
+    assert math.log10(narrow["lr"].high / narrow["lr"].low) < 5  # narrower than the 5 decades
+    second = random_search(objective, narrow, 40, rng=1)
+    median = lambda r: np.median([t["metrics"]["val_acc"] for t in r.trials])  # noqa: E731
+    assert median(second) > median(first)
+
+
+def test_narrowing_a_single_value_widens_it_and_needs_a_success():
+    one = random_search(lambda p, i: {"val_acc": 1.0}, {"lr": LogUniform(1e-4, 1e-2)}, 1, rng=0)
+    lr = one.best_params["lr"]
+    narrow = one.narrowed_space(top=3)["lr"]
+    assert narrow.low < lr < narrow.high and narrow.high / narrow.low <= 10**0.2 + 1e-9
+    failed = random_search(
+        lambda p, i: {"val_acc": math.nan}, {"lr": LogUniform(1e-4, 1e-2)}, 2, rng=0
+    )
+    with pytest.raises(ValueError, match="no trial succeeded"):
+        failed.narrowed_space()
+    with pytest.raises(ValueError, match="top must be a positive integer"):
+        one.narrowed_space(top=0)
+
+
 def test_same_seed_same_trials_whatever_the_objective_does():
     space = {"lr": LogUniform(1e-6, 1e-2), "wd": LogUniform(1e-8, 1e-4)}
 

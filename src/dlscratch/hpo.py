@@ -456,6 +456,30 @@ class SearchResult:
             names += [k for k in trial["metrics"] if k not in names]
         return names
 
+    def narrowed_space(self, top: int = 5) -> dict:
+        """The search space shrunk to where the ``top`` best trials lie (the book's step 4).
+
+        The book repeats random search, each round within the range where the
+        previous round did best. Each :class:`LogUniform`, :class:`Uniform` or
+        :class:`IntUniform` here becomes the same kind of distribution spanning
+        the values of the ``top`` best successful trials (never beyond the old
+        bounds); a :class:`Choice` keeps only the options those trials used;
+        fixed values stay. A span that collapses to one value is widened by a
+        tenth of a decade (log scale) or of the old range on each side.
+        Returns a new dict; raises ValueError if no trial succeeded.
+        """
+        top = int(top)
+        if top < 1:
+            raise ValueError(f"top must be a positive integer, got {top}")
+        best = [t for t in self.trials if t["status"] == OK][:top]
+        if not best:
+            raise ValueError("no trial succeeded, so there is no better region to narrow to")
+        narrowed = {}
+        for name, dist in self.space.items():
+            values = [t["params"][name] for t in best]
+            narrowed[name] = _narrow(dist, values)
+        return narrowed
+
     # -- saving ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-ready: score, maximize, space, counts, best and the ranked trials.
@@ -501,6 +525,23 @@ class SearchResult:
             row += [f"{t['seconds']:.3f}", t["error"] or ""]
             rows.append(row)
         return write_csv(path, header, rows)
+
+
+def _narrow(dist, values):
+    """``dist`` shrunk to span ``values`` (see :meth:`SearchResult.narrowed_space`)."""
+    if isinstance(dist, Choice):
+        return Choice(tuple(o for o in dist.options if _plain(o) in values))
+    if isinstance(dist, LogUniform):
+        low, high = math.log10(min(values)), math.log10(max(values))
+        pad = 0.1 if high - low < 1e-9 else 0.0
+        return LogUniform(max(10 ** (low - pad), dist.low), min(10 ** (high + pad), dist.high))
+    if isinstance(dist, Uniform):
+        low, high = min(values), max(values)
+        pad = 0.1 * (dist.high - dist.low) if high - low < 1e-12 else 0.0
+        return Uniform(max(low - pad, dist.low), min(high + pad, dist.high))
+    if isinstance(dist, IntUniform):
+        return IntUniform(min(values), max(values))
+    return dist  # a fixed value
 
 
 def _cell(value):

@@ -336,6 +336,13 @@ def _space_text(value) -> str:
     return f"{value:g} (fixed)"
 
 
+def _range_arg(value) -> str:
+    """A search-space entry as the command line writes it: ``LOW:HIGH`` or a fixed value."""
+    if hasattr(value, "low"):
+        return f"{value.low:.3g}:{value.high:.3g}"
+    return f"{value:g}"
+
+
 def _config(args) -> dict:
     from dlscratch.hpo import LogUniform
 
@@ -453,6 +460,15 @@ def run(args) -> int:
             f"--activation {args.activation} --optimizer {args.optimizer} "
             f"--lr {best['params']['lr']:.3g} --weight-decay {best['params']['weight_decay']:.3g}"
         )
+        ok = len(result) - result.n_failed
+        if ok >= 2:
+            top = max(2, ok // 4)
+            narrow = result.narrowed_space(top=top)
+            print(
+                f"search again where the best {top} trials lie: dlscratch search "
+                f"--lr {_range_arg(narrow['lr'])} "
+                f"--weight-decay {_range_arg(narrow['weight_decay'])}"
+            )
     print(f"wrote {out}/: {', '.join(FILES)}")
     if interrupted:
         print(f"interrupted after {len(done)} of {args.trials} trials", file=sys.stderr)
