@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import DATA_ROOT, HAVE_MNIST
 from dlscratch.cli import main
 from dlscratch.data import download as dl
 from dlscratch.data import write_idx
 
-DATA_ROOT = Path(
-    os.environ.get("DLSCRATCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
-HAVE_MNIST = (DATA_ROOT / "mnist" / "train-images-idx3-ubyte.gz").is_file()
 PUBLISHED = dict(dl.CHECKSUMS["mnist"])
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAMES = (

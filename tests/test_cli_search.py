@@ -8,25 +8,13 @@ import re
 import pytest
 
 import dlscratch.data
+from conftest import needs_mnist
 from dlscratch import cli
 from dlscratch.cli.options import log_range
 from dlscratch.hpo import LogUniform
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--limit", "600", "--trials", "3", "--epochs", "1", "--no-progress"]
-
-
-def _mnist_available() -> bool:
-    from dlscratch.data import locate_dataset
-
-    try:
-        locate_dataset("mnist", None, download=False)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-needs_mnist = pytest.mark.skipif(not _mnist_available(), reason="MNIST files not found")
 
 
 def exit_code_and_output(capsys, argv):

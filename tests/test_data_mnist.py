@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import DATA_ROOT, HAVE_MNIST, needs_mnist
 from dlscratch.data import (
     DataError,
     DataNotFoundError,
@@ -21,12 +21,6 @@ from dlscratch.data import (
 )
 from dlscratch.data import download as download_mod
 from dlscratch.data import mnist as mnist_mod
-
-DATA_ROOT = Path(
-    os.environ.get("DLSCRATCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
-HAVE_MNIST = (DATA_ROOT / "mnist" / "train-images-idx3-ubyte.gz").is_file()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason=f"MNIST not in {DATA_ROOT}/mnist")
 
 README_MD5 = {
     "train_images": "6bbc9ace898e44ae57da46a324031adb",

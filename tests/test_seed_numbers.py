@@ -23,7 +23,7 @@ import inspect
 import numpy as np
 import pytest
 
-from conftest import BOOK_WEIGHTS
+from conftest import BOOK_WEIGHTS, needs_mnist, needs_weights
 from dlscratch import functions as F
 from dlscratch.gradient import H, gradient_descent, numerical_diff, numerical_gradient
 from dlscratch.layers import (
@@ -37,23 +37,6 @@ from dlscratch.layers import (
 )
 from dlscratch.nets import MultiLayerNet, SimpleNet, TwoLayerNet
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, RMSprop
-
-
-def _mnist_available() -> bool:
-    from dlscratch.data import locate_dataset
-
-    try:
-        locate_dataset("mnist", download=False)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-HAVE_MNIST = _mnist_available()
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST files not found")
-needs_weights = pytest.mark.skipif(
-    not (HAVE_MNIST and BOOK_WEIGHTS.is_file()), reason=f"MNIST or {BOOK_WEIGHTS} missing"
-)
 
 
 def function_1(x):
