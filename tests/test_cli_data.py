@@ -31,6 +31,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("DLSCRATCH_DATA", raising=False)
     monkeypatch.setenv("DLSCRATCH_OFFLINE", "1")
     monkeypatch.setitem(dl.CHECKSUMS, "mnist", {})
+    monkeypatch.setitem(dl.CHECKSUMS, "fashion-mnist", {})
 
 
 @pytest.fixture

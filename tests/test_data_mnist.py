@@ -252,6 +252,34 @@ def test_fashion_mnist_from_env_and_from_system_dir(monkeypatch, tmp_path):
     np.testing.assert_array_equal(t_test, system["test_labels"])
 
 
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+#: The real places and checksums, before the autouse fixture hides them.
+REAL_SYSTEM_DIRS = dict(mnist_mod.SYSTEM_DIRS)
+REAL_CHECKSUMS = dict(download_mod.CHECKSUMS)
+
+
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+def test_real_fashion_mnist_from_debians_package(monkeypatch, tmp_path):
+    """Debian re-gzips the files; the decompressed data must still be Zalando's, byte for byte."""
+    monkeypatch.setenv("DLSCRATCH_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("DLSCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(mnist_mod.SYSTEM_DIRS, "fashion-mnist", REAL_SYSTEM_DIRS["fashion-mnist"])
+    monkeypatch.setitem(download_mod.CHECKSUMS, "fashion-mnist", REAL_CHECKSUMS["fashion-mnist"])
+    assert str(DEBIAN_FASHION) in REAL_SYSTEM_DIRS["fashion-mnist"]
+    assert locate_dataset("fashion-mnist").found_in == "system"
+    (x, t), (x_test, t_test) = load_mnist(dataset="fashion-mnist", normalize=False)
+    assert x.shape == (60000, 784) and x_test.shape == (10000, 784) and x.dtype == np.uint8
+    # Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
+    np.testing.assert_array_equal(np.bincount(t), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(t_test), [1000] * 10)
+    assert t[:5].tolist() == [9, 0, 0, 3, 0]  # ankle boot, T-shirt, T-shirt, dress, T-shirt
+    info = dataset_info("fashion-mnist")
+    assert {f["checksum"] for f in info["files"].values()} == {"ok"}
+
+
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(ValueError, match="unknown dataset 'cifar10'; valid names: mnist, fashion"):
         load_mnist(dataset="cifar10")

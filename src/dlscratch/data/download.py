@@ -76,8 +76,8 @@ class Checksum:
     gz: str | None = None
 
 
-# MNIST: decompressed MD5s are authoritative. Fashion-MNIST: only the MD5s of the
-# published .gz files are known, so a re-compressed copy checks as "unknown".
+# The decompressed MD5s are what matter: a re-compressed copy (Debian's
+# dataset-fashion-mnist package re-gzips the files) has other .gz MD5s but the same data.
 CHECKSUMS: dict[str, dict[str, Checksum]] = {
     "mnist": {
         "train-images-idx3-ubyte.gz": Checksum(
@@ -94,10 +94,18 @@ CHECKSUMS: dict[str, dict[str, Checksum]] = {
         ),
     },
     "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": Checksum(gz="8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        "train-labels-idx1-ubyte.gz": Checksum(gz="25c81989df183df01b3e8a0aad5dffbe"),
-        "t10k-images-idx3-ubyte.gz": Checksum(gz="bef4ecab320f06d8554ea6380940ec79"),
-        "t10k-labels-idx1-ubyte.gz": Checksum(gz="bb300cfdad3c16e7a12a480ee83cd310"),
+        "train-images-idx3-ubyte.gz": Checksum(
+            raw="f4a8712d7a061bf5bd6d2ca38dc4d50a", gz="8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+        ),
+        "train-labels-idx1-ubyte.gz": Checksum(
+            raw="9018921c3c673c538a1fc5bad174d6f9", gz="25c81989df183df01b3e8a0aad5dffbe"
+        ),
+        "t10k-images-idx3-ubyte.gz": Checksum(
+            raw="8181f5470baa50b63fa0f6fddb340f0a", gz="bef4ecab320f06d8554ea6380940ec79"
+        ),
+        "t10k-labels-idx1-ubyte.gz": Checksum(
+            raw="15d484375f8d13e6eb1aabb0c3f46965", gz="bb300cfdad3c16e7a12a480ee83cd310"
+        ),
     },
 }
 

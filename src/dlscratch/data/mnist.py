@@ -257,7 +257,7 @@ def _checksum_status(dataset: str, key: str, path: Path, raw_md5: str, file_md5:
         return "ok" if raw_md5 == expected.raw else "mismatch"
     if expected.gz is not None and path.name.endswith(".gz") and file_md5 == expected.gz:
         return "ok"
-    return "unknown"  # only the .gz MD5 is published; a re-compressed copy cannot be judged
+    return "unknown"  # only a .gz MD5 is known; a re-compressed copy cannot be judged
 
 
 def _check_images(x: np.ndarray, path: Path) -> None:
