@@ -40,6 +40,7 @@ from dlscratch.layers import (
     Dropout,
     SoftmaxWithLoss,
 )
+from dlscratch.layers.base import _ones
 
 #: Parameter-name prefixes that weight decay applies to (weights, not biases or BN).
 _DECAYED_PREFIX = "W"
@@ -383,7 +384,7 @@ def _all_finite(x) -> bool:
     """
     xp = get_array_module(x)
     rows = x.reshape(x.shape[0], -1)
-    sums = rows @ xp.ones(rows.shape[1], dtype=rows.dtype)
+    sums = rows @ _ones(rows.shape[1], rows.dtype, xp)
     if math.isfinite(float(sums.sum())):
         return True
     return bool(xp.isfinite(x).all())

@@ -1,0 +1,56 @@
+"""Behaviour that the speed tricks of the layers and loss functions must keep."""
+
+import numpy as np
+import pytest
+
+from dlscratch import functions as F
+from dlscratch.layers import Relu, SoftmaxWithLoss
+from dlscratch.layers.base import sum_over_batch
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8])
+def test_labels_checked_at_both_ends_for_every_integer_type(dtype):
+    y = np.full((3, 10), 0.1)
+    assert F.cross_entropy_error(y, np.array([0, 9, 4], dtype=dtype)) > 0
+    with pytest.raises(ValueError, match=r"from 0 to 10"):
+        F.cross_entropy_error(y, np.array([0, 10, 4], dtype=dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match=r"from -1 to 4"):
+            F.cross_entropy_error(y, np.array([0, -1, 4], dtype=dtype))
+
+
+def test_relu_keeps_up_with_changing_shapes_and_dtypes(rng):
+    relu = Relu()
+    for shape, dtype in [((4, 3), np.float32), ((2, 3), np.float32), ((2, 3), np.float64)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = relu.forward(x)
+        assert y.dtype == dtype and y.shape == shape
+        np.testing.assert_array_equal(y, np.where(x > 0, x, 0))
+        np.testing.assert_array_equal(relu.backward(np.ones_like(x)), (x > 0).astype(dtype))
+    np.testing.assert_array_equal(relu.forward(np.array([[-2, 3]])), [[0.0, 3.0]])
+
+
+def test_softmax_cross_entropy_of_integer_scores():
+    scores, labels = np.array([[1, 2, 3], [0, 0, 0]]), np.array([2, 0])
+    loss, y = F.softmax_cross_entropy(scores, labels)
+    expected, y_float = F.softmax_cross_entropy(scores.astype(float), labels)
+    assert loss == pytest.approx(expected)
+    np.testing.assert_allclose(y, y_float)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0)
+
+
+def test_softmax_with_loss_leaves_its_input_alone(rng):
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    before = x.copy()
+    layer = SoftmaxWithLoss()
+    layer.forward(x, np.array([0, 1, 2, 3, 0]))
+    layer.backward()
+    np.testing.assert_array_equal(x, before)
+
+
+def test_sum_over_batch_reuses_no_writable_state(rng):
+    a = rng.standard_normal((7, 3)).astype(np.float32)
+    np.testing.assert_allclose(sum_over_batch(a), a.sum(axis=0), rtol=1e-6)
+    out = sum_over_batch(a)
+    out[...] = 0  # the result is the caller's to change
+    np.testing.assert_allclose(sum_over_batch(a), a.sum(axis=0), rtol=1e-6)
