@@ -130,18 +130,20 @@ def test_missing_weights_is_a_clear_error(tmp_path, capsys):
 
 
 def test_find_book_weights_search_order(tmp_path, monkeypatch):
+    from dlscratch.io import find_book_weights
+
     fake = tmp_path / "w" / "sample_weight.pkl"
     fake.parent.mkdir()
     fake.write_bytes(b"x")
     monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(fake.parent))
-    assert base.find_book_weights() == fake
+    assert find_book_weights() == fake
     monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(fake))
-    assert base.find_book_weights() == fake
-    assert base.find_book_weights(fake.parent) == fake
+    assert find_book_weights() == fake
+    assert find_book_weights(fake.parent) == fake
     monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(tmp_path / "elsewhere.pkl"))
     monkeypatch.chdir(tmp_path)
     try:
-        found = base.find_book_weights()
+        found = find_book_weights()
     except FileNotFoundError as exc:
         assert "DLSCRATCH_WEIGHTS" in str(exc) and "elsewhere.pkl" in str(exc)
     else:  # the checkout's ../shared/weights is found

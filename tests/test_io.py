@@ -455,3 +455,49 @@ def test_book_weights_accuracy_and_converter(tmp_path, mnist_test):
     converted = load_network(out)
     np.testing.assert_array_equal(converted.predict(x), net.predict(x))
     assert converted.accuracy(x, t) == 0.9352
+
+
+def test_book_weights_are_found_beside_the_data_or_through_their_own_variable(
+    tmp_path, monkeypatch
+):
+    from dlscratch.io import find_book_weights
+
+    root = tmp_path / "shared"
+    (root / "datasets").mkdir(parents=True)
+    (root / "weights").mkdir()
+    beside = root / "weights" / "sample_weight.pkl"
+    beside.write_bytes(b"placeholder")
+    elsewhere = tmp_path / "mine.pkl"
+    elsewhere.write_bytes(b"placeholder")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DLSCRATCH_WEIGHTS", raising=False)
+    monkeypatch.setenv("DLSCRATCH_DATA", str(root / "datasets"))
+    assert find_book_weights() == beside
+    monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(elsewhere))  # the variable comes first
+    assert find_book_weights() == elsewhere
+    assert find_book_weights(root / "weights") == beside  # an explicit folder wins
+    with pytest.raises(FileNotFoundError, match="weights file not found: .*nope.pkl"):
+        find_book_weights(tmp_path / "nope.pkl")
+
+
+def test_nowhere_to_be_found_lists_each_place_once(tmp_path, monkeypatch):
+    from dlscratch.io import find_book_weights
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(tmp_path / "a.pkl"))
+    monkeypatch.setenv("DLSCRATCH_DATA", str(tmp_path / "datasets"))
+    with pytest.raises(FileNotFoundError) as exc:
+        find_book_weights()
+    message = str(exc.value)
+    lines = [line for line in message.splitlines() if line.startswith("  - ")]
+    assert len(lines) == len(set(lines)) == 4
+    assert str(tmp_path / "a.pkl") in message and "set DLSCRATCH_WEIGHTS" in message
+
+
+@pytest.mark.skipif(not BOOK_WEIGHTS.is_file(), reason="book weights missing")
+def test_load_book_weights_without_a_path(monkeypatch):
+    from dlscratch.io import load_book_weights
+
+    monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(BOOK_WEIGHTS))
+    net = load_book_weights()
+    assert net.hidden_size_list == [50, 100] and net.activation == "sigmoid"

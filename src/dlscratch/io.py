@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import pickle
 import zipfile
 import zlib
@@ -67,9 +68,11 @@ __all__ = [
     "FORMAT_VERSION",
     "METADATA_KEY",
     "MODEL_FILENAME",
+    "BOOK_WEIGHTS_NAME",
     "Checkpoint",
     "UnsafePickleError",
     "convert_book_weights",
+    "find_book_weights",
     "load_book_weights",
     "load_checkpoint",
     "load_model",
@@ -544,11 +547,53 @@ def read_book_pickle(path) -> dict:
     return obj
 
 
-def load_book_weights(path):
+BOOK_WEIGHTS_NAME = "sample_weight.pkl"
+
+
+def find_book_weights(path=None) -> Path:
+    """Locate the book's ``sample_weight.pkl``.
+
+    Order: ``path`` if given (the file, or a folder holding it);
+    ``$DLSCRATCH_WEIGHTS`` (likewise); ``weights/`` beside ``$DLSCRATCH_DATA``
+    (the layout of a folder with ``datasets/`` and ``weights/`` side by side);
+    ``../shared/weights/`` and ``shared/weights/`` from the working directory.
+    Raises FileNotFoundError naming every place looked in.
+    """
+    if path is not None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / BOOK_WEIGHTS_NAME
+        if not p.is_file():
+            raise FileNotFoundError(f"weights file not found: {p}")
+        return p
+    places = []
+    env = os.environ.get("DLSCRATCH_WEIGHTS")
+    if env:
+        p = Path(env)
+        places.append(p / BOOK_WEIGHTS_NAME if p.is_dir() else p)
+    data = os.environ.get("DLSCRATCH_DATA")
+    if data:
+        places.append(Path(data).parent / "weights" / BOOK_WEIGHTS_NAME)
+    cwd = Path.cwd()
+    places += [cwd.parent / "shared" / "weights" / BOOK_WEIGHTS_NAME]
+    places += [cwd / "shared" / "weights" / BOOK_WEIGHTS_NAME]
+    places = list(dict.fromkeys(places))  # the same folder once (cwd may be /)
+    for p in places:
+        if p.is_file():
+            return p
+    looked = "\n".join(f"  - {p}" for p in places)
+    raise FileNotFoundError(
+        f"the book's {BOOK_WEIGHTS_NAME} was not found. Looked in:\n{looked}\n"
+        "Pass its path (--weights /path/to/sample_weight.pkl) or set DLSCRATCH_WEIGHTS."
+    )
+
+
+def load_book_weights(path=None):
     """The book's ``sample_weight.pkl`` as a 784-50-100-10 sigmoid :class:`MultiLayerNet`.
 
-    The pickle is read by :func:`read_book_pickle` (NumPy arrays only, nothing
-    executed); keys and shapes are checked against :data:`BOOK_SHAPES`.
+    ``path`` may be omitted: :func:`find_book_weights` then looks in the usual
+    places. The pickle is read by :func:`read_book_pickle` (NumPy arrays only,
+    nothing executed); keys and shapes are checked against :data:`BOOK_SHAPES`.
 
     Returns
     -------
@@ -559,7 +604,7 @@ def load_book_weights(path):
     """
     from dlscratch.nets import MultiLayerNet
 
-    path = Path(path)
+    path = find_book_weights(path)
     weights = read_book_pickle(path)
     missing = [k for k in BOOK_SHAPES if k not in weights]
     unexpected = [str(k) for k in weights if k not in BOOK_SHAPES]

@@ -35,8 +35,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights",
         type=Path,
-        required=True,
-        help="the book's .pkl, a dlscratch .npz model file, or a run directory with model.npz",
+        default=None,
+        help="the book's .pkl, a dlscratch .npz model file, or a run directory with model.npz "
+        "(default: the book's sample_weight.pkl from $DLSCRATCH_WEIGHTS, beside "
+        "$DLSCRATCH_DATA, or ../shared/weights)",
     )
     parser.add_argument(
         "--batch-size",
@@ -150,8 +152,10 @@ def _describe(net) -> str:
 
 def run(args) -> int:
     from dlscratch.data import load_mnist
-    from dlscratch.io import load_network
+    from dlscratch.io import find_book_weights, load_network
 
+    if args.weights is None:
+        args.weights = find_book_weights()
     net = load_network(args.weights)
     _, (x_test, t_test) = load_mnist(
         normalize=True, flatten=True, dataset=args.dataset, data_dir=args.data_dir

@@ -120,39 +120,6 @@ def default_data_dir():
     return None
 
 
-BOOK_WEIGHTS_NAME = "sample_weight.pkl"
-
-
-def find_book_weights(path=None) -> Path:
-    """Locate the book's ``sample_weight.pkl``.
-
-    Order: ``path`` if given; ``$DLSCRATCH_WEIGHTS`` (the file or a folder holding
-    it); ``../shared/weights/`` beside the working directory and beside this checkout.
-    Raises FileNotFoundError naming every place looked in.
-    """
-    if path is not None:
-        p = Path(path)
-        if p.is_dir():
-            p = p / BOOK_WEIGHTS_NAME
-        if not p.is_file():
-            raise FileNotFoundError(f"weights file not found: {p}")
-        return p
-    places = []
-    env = os.environ.get("DLSCRATCH_WEIGHTS")
-    if env:
-        p = Path(env)
-        places.append(p / BOOK_WEIGHTS_NAME if p.is_dir() else p)
-    places += [folder / BOOK_WEIGHTS_NAME for folder in _shared_candidates("weights")]
-    for p in places:
-        if p.is_file():
-            return p
-    looked = "\n".join(f"  - {p}" for p in places)
-    raise FileNotFoundError(
-        f"the book's {BOOK_WEIGHTS_NAME} was not found. Looked in:\n{looked}\n"
-        "Pass --weights /path/to/sample_weight.pkl or set DLSCRATCH_WEIGHTS."
-    )
-
-
 # -- the run context -------------------------------------------------------------------------------
 def _key(k) -> int:
     if isinstance(k, (int, np.integer)) and k >= 0:

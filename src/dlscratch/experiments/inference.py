@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from dlscratch.experiments.base import experiment, find_book_weights, pyplot
+from dlscratch.experiments.base import experiment, pyplot
+from dlscratch.io import find_book_weights
 
 BOOK_ACCURACY = 0.9352
 
