@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlscratch.cli.options import non_negative_int, positive_int
+
 #: The benchmarked networks: description, our constructor arguments, optimizer.
 CONFIGS = {
     "a": {
@@ -117,21 +119,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rounds",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="timed epochs per framework (default 5; 1 with --quick)",
     )
     parser.add_argument(
         "--warmup",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="untimed epochs first (default 1; 0 with --quick)",
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=2, help="BLAS / PyTorch threads (default 2)"
+        "--threads", type=positive_int, default=2, help="BLAS / PyTorch threads (default 2)"
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=100, help="images per step (default 100)"
+        "--batch-size", type=positive_int, default=100, help="images per step (default 100)"
     )
     parser.add_argument(
         "--device",
@@ -144,7 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--accuracy-epochs",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="epochs of (b) before its test accuracy is measured (default 10; 1 with "
         "--quick; 0 skips)",
@@ -158,26 +160,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "beside $DLSCRATCH_DATA)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and batch order")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _configs(text: str) -> tuple:
@@ -539,30 +521,17 @@ def bench_accuracy(epochs, *, threads, batch_size, device, seed, data) -> dict:
     return {"config": "b", "epochs": epochs, "test_accuracy": accuracy, "seconds": sum(seconds)}
 
 
-def _find_weights(explicit) -> Path | None:
-    candidates = [explicit] if explicit else []
-    if os.environ.get("DLSCRATCH_DATA"):
-        candidates.append(Path(os.environ["DLSCRATCH_DATA"]).parent / "weights")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "weights")
-    for c in candidates:
-        c = Path(c)
-        if c.is_dir():
-            c = c / "sample_weight.pkl"
-        if c.is_file():
-            return c
-    return None
-
-
 def bench_inference(weights, *, data_dir, repeats, quick) -> dict:
     """Time the pretrained network on the test images, batched and in batches of 100."""
     try:
         from dlscratch.data import load_mnist
-        from dlscratch.io import load_book_weights
+        from dlscratch.io import find_book_weights, load_book_weights
     except ImportError as exc:
         return {"skipped": f"not available: {exc}"}
-    path = _find_weights(weights)
-    if path is None:
-        return {"skipped": "the book's sample_weight.pkl was not found (pass --weights PATH)"}
+    try:
+        path = find_book_weights(weights)
+    except FileNotFoundError as exc:
+        return {"skipped": f"{exc}".splitlines()[0] + " (pass --weights PATH)"}
     try:
         _, (x, t) = load_mnist(normalize=True, data_dir=data_dir)
     except Exception as exc:
