@@ -9,6 +9,7 @@ where ``n`` is the number of inputs of the layer (its fan-in).
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -20,12 +21,12 @@ INIT_NAMES = ("he", "relu", "xavier", "sigmoid")
 
 def xavier_std(fan_in: int) -> float:
     """Xavier/Glorot scale ``1 / sqrt(fan_in)``."""
-    return 1.0 / np.sqrt(fan_in)
+    return 1.0 / math.sqrt(fan_in)
 
 
 def he_std(fan_in: int) -> float:
     """He scale ``sqrt(2 / fan_in)``."""
-    return np.sqrt(2.0 / fan_in)
+    return math.sqrt(2.0 / fan_in)
 
 
 def init_std(method, fan_in: int) -> float:
