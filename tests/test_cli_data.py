@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA_ROOT, HAVE_MNIST
 from dlscratch.cli import main
 from dlscratch.data import download as dl
 from dlscratch.data import write_idx
+from shared_data import DATA_ROOT, HAVE_MNIST
 
 PUBLISHED = dict(dl.CHECKSUMS["mnist"])
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

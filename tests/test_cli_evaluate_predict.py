@@ -55,7 +55,7 @@ def test_evaluate_json_and_figure(run_dir, capsys, tmp_path):
 
 
 def test_evaluate_the_books_weights_and_a_training_subset(capsys):
-    from conftest import BOOK_WEIGHTS
+    from shared_data import BOOK_WEIGHTS
 
     if not BOOK_WEIGHTS.is_file():
         pytest.skip("the book's sample_weight.pkl is not beside the checkout")

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from conftest import BOOK_WEIGHTS
 from dlscratch.cli import main
 from dlscratch.cli.infer import count_correct, format_table
+from shared_data import BOOK_WEIGHTS
 
 pytestmark = pytest.mark.skipif(
     not BOOK_WEIGHTS.is_file(), reason=f"book weights not at {BOOK_WEIGHTS}"

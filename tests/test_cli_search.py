@@ -8,10 +8,10 @@ import re
 import pytest
 
 import dlscratch.data
-from conftest import needs_mnist
 from dlscratch import cli
 from dlscratch.cli.options import log_range
 from dlscratch.hpo import LogUniform
+from shared_data import needs_mnist
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--limit", "600", "--trials", "3", "--epochs", "1", "--no-progress"]

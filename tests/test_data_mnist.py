@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA_ROOT, HAVE_MNIST, needs_mnist
 from dlscratch.data import (
     DataError,
     DataNotFoundError,
@@ -21,6 +20,7 @@ from dlscratch.data import (
 )
 from dlscratch.data import download as download_mod
 from dlscratch.data import mnist as mnist_mod
+from shared_data import DATA_ROOT, HAVE_MNIST, needs_mnist
 
 README_MD5 = {
     "train_images": "6bbc9ace898e44ae57da46a324031adb",

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BOOK_WEIGHTS
 from dlscratch.cli import main
 from dlscratch.experiments import EXPERIMENTS, ORDER, base, run_experiment, train_iterations
 from dlscratch.experiments.hyperparameter import LR_LOG10, log_uniform, sample_trials
 from dlscratch.experiments.optimizers import descend_2d, optimizers_2d, sign_changes
+from shared_data import BOOK_WEIGHTS
 
 
 def _mnist_available() -> bool:

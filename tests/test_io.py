@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BOOK_WEIGHTS
 from dlscratch import MultiLayerNet, TwoLayerNet
 from dlscratch.io import (
     BOOK_SHAPES,
@@ -26,6 +25,7 @@ from dlscratch.io import (
     save_model,
 )
 from dlscratch.optim import OPTIMIZERS, Adam, get_optimizer
+from shared_data import BOOK_WEIGHTS
 
 needs_book_weights = pytest.mark.skipif(
     not BOOK_WEIGHTS.is_file(), reason=f"book weights not at {BOOK_WEIGHTS}"

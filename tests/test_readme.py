@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_mnist
 from dlscratch.cli import SUBCOMMANDS
+from shared_data import needs_mnist
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

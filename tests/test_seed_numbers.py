@@ -23,7 +23,6 @@ import inspect
 import numpy as np
 import pytest
 
-from conftest import BOOK_WEIGHTS, needs_mnist, needs_weights
 from dlscratch import functions as F
 from dlscratch.gradient import H, gradient_descent, numerical_diff, numerical_gradient
 from dlscratch.layers import (
@@ -37,6 +36,7 @@ from dlscratch.layers import (
 )
 from dlscratch.nets import MultiLayerNet, SimpleNet, TwoLayerNet
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, RMSprop
+from shared_data import BOOK_WEIGHTS, needs_mnist, needs_weights
 
 
 def function_1(x):
