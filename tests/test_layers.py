@@ -13,6 +13,7 @@ from dlscratch.layers import (
     MulLayer,
     Relu,
     Sigmoid,
+    SigmoidWithLoss,
     SoftmaxWithLoss,
     Tanh,
 )
@@ -174,6 +175,38 @@ def test_softmax_with_loss_value_matches_cross_entropy():
     t = np.array([2, 0])
     expected = cross_entropy_error(softmax(x), t)
     assert SoftmaxWithLoss().forward(x, t) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6,), (6, 1)])
+def test_sigmoid_with_loss_value_gradient_and_extremes(rng, shape):
+    from dlscratch.functions import sigmoid
+
+    x = rng.standard_normal(shape) * 3
+    t = (rng.random(shape) > 0.5).astype(float)
+    y = sigmoid(x)
+    expected = -np.mean(t * np.log(y) + (1 - t) * np.log(1 - y))
+    layer = SigmoidWithLoss()
+    assert layer.forward(x, t) == pytest.approx(expected, rel=1e-12)
+    dx = layer.backward()
+    assert dx.shape == shape
+    np.testing.assert_allclose(dx, (y - t) / 6, rtol=1e-12)
+    dx_num = numerical_gradient(lambda _: SigmoidWithLoss().forward(x, t), x)
+    assert relative_error(dx, dx_num) < TOL
+    # A confident wrong answer costs about |score|, not inf; a confident right one about 0.
+    assert SigmoidWithLoss().forward(np.array([1000.0, -1000.0]), np.array([0.0, 1.0])) == 1000
+    assert SigmoidWithLoss().forward(np.array([1000.0, -1000.0]), np.array([1.0, 0.0])) == 0
+    assert SigmoidWithLoss().forward(np.zeros(2), np.array([0, 1])) == pytest.approx(np.log(2))
+
+
+def test_sigmoid_with_loss_rejects_what_it_cannot_mean():
+    layer = SigmoidWithLoss()
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\).*use SoftmaxWithLoss"):
+        layer.forward(np.zeros((4, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="targets must lie in \\[0, 1\\]"):
+        layer.forward(np.zeros(3), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"targets must have shape \(3,\), got \(2,\)"):
+        layer.forward(np.zeros(3), np.array([0, 1]))
+    assert layer.forward(np.zeros((2, 1)), np.array([0, 1])) == pytest.approx(np.log(2))
 
 
 def test_identity_with_loss(rng):

@@ -251,6 +251,22 @@ def test_identity_with_loss_matches_torch():
     close(dx, N(yt.grad))
 
 
+def test_sigmoid_with_loss_matches_torch_bce_with_logits():
+    from dlscratch.layers import SigmoidWithLoss
+
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(7, 1)) * 20  # scores large enough to saturate the sigmoid
+    t = rng.random((7, 1))  # soft targets are allowed too
+    layer = SigmoidWithLoss()
+    loss = layer.forward(x.copy(), t.copy())
+    dx = layer.backward(1.0)
+    xt = T(x, True)
+    lt = F.binary_cross_entropy_with_logits(xt, T(t))
+    lt.backward()
+    close(loss, lt.item())
+    close(dx, N(xt.grad))
+
+
 BN_EPS = 1e-7  # dlscratch's default; torch's is 1e-5, so it is passed explicitly below
 BN_MOMENTUM = 0.9  # dlscratch: weight of the old running value; torch: momentum = 1 - 0.9
 

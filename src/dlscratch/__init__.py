@@ -46,6 +46,7 @@ from dlscratch.layers import (
     MulLayer,
     Relu,
     Sigmoid,
+    SigmoidWithLoss,
     SoftmaxWithLoss,
     Tanh,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "RMSprop",
     "Relu",
     "Sigmoid",
+    "SigmoidWithLoss",
     "SimpleNet",
     "SoftmaxWithLoss",
     "Tanh",

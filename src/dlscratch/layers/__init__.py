@@ -5,7 +5,7 @@ from dlscratch.layers.affine import Affine
 from dlscratch.layers.arithmetic import AddLayer, MulLayer
 from dlscratch.layers.base import Layer
 from dlscratch.layers.dropout import Dropout
-from dlscratch.layers.losses import IdentityWithLoss, SoftmaxWithLoss
+from dlscratch.layers.losses import IdentityWithLoss, SigmoidWithLoss, SoftmaxWithLoss
 from dlscratch.layers.normalization import BatchNormalization
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "MulLayer",
     "Relu",
     "Sigmoid",
+    "SigmoidWithLoss",
     "SoftmaxWithLoss",
     "Tanh",
 ]

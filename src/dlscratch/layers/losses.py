@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
-from dlscratch.functions import as_class_labels, softmax_cross_entropy_labels
+from dlscratch.functions import as_class_labels, sigmoid, softmax_cross_entropy_labels
 
 
 class SoftmaxWithLoss:
@@ -69,3 +69,58 @@ class IdentityWithLoss:
 
     def __repr__(self) -> str:
         return "IdentityWithLoss()"
+
+
+class SigmoidWithLoss:
+    """Sigmoid followed by binary cross-entropy, fused: the output layer for yes/no questions.
+
+    The book pairs softmax with cross-entropy for classes and notes that a single
+    sigmoid output serves two-class problems; this is that pairing.
+
+    ``forward(x, t)``: x are scores of shape (N,) or (N, 1); t the targets in
+    [0, 1] (usually 0 or 1) of the same shape. Returns the mean over samples of
+    ``-(t log y + (1 - t) log(1 - y))`` with ``y = sigmoid(x)``, computed from the
+    scores as ``max(x, 0) - x t + log(1 + exp(-|x|))`` so that large scores
+    neither overflow nor lose the loss to ``log(0)``.
+
+    ``backward(dout=1)`` returns ``dout * (y - t) / N`` in x's shape: the same
+    clean gradient as softmax with cross-entropy.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.buffers: dict = {}
+        self.y = None
+        self.t = None
+        self.loss = None
+
+    def forward(self, x, t):
+        xp = get_array_module(x)
+        t = xp.asarray(t)
+        if x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] != 1):
+            raise ValueError(
+                f"SigmoidWithLoss: scores must have shape (N,) or (N, 1), got {x.shape}; "
+                "for more than two classes use SoftmaxWithLoss"
+            )
+        if t.shape != x.shape:
+            if t.size == x.shape[0]:
+                t = t.reshape(x.shape)
+            else:
+                raise ValueError(
+                    f"SigmoidWithLoss: targets must have shape {x.shape}, got {t.shape}"
+                )
+        if t.size and (float(t.min()) < 0 or float(t.max()) > 1):
+            raise ValueError("SigmoidWithLoss: targets must lie in [0, 1] (0 = no, 1 = yes)")
+        t = t.astype(x.dtype, copy=False)
+        self.t = t
+        self.y = sigmoid(x)
+        losses = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        self.loss = float(losses.mean())
+        return self.loss
+
+    def backward(self, dout=1.0):
+        return (self.y - self.t) * (dout / self.y.shape[0])
+
+    def __repr__(self) -> str:
+        return "SigmoidWithLoss()"
