@@ -55,6 +55,7 @@ CONFIGS = [
     dict(activation="sigmoid", use_batchnorm=True),
     dict(activation="relu", use_dropout=True, dropout_ratio=0.3),
     dict(activation="tanh", use_batchnorm=True, use_dropout=True, weight_decay_lambda=0.05),
+    dict(activation="relu", use_batchnorm=True, batchnorm_position="after", use_dropout=True),
 ]
 
 
@@ -67,6 +68,31 @@ def test_multi_layer_net_gradients_match(config, batch):
     result = gradient_check(net, x, t)
     assert result.passed, str(result)
     assert all(v < 1e-6 for v in result.max_rel_diff.values())
+
+
+def test_batchnorm_before_or_after_the_activation(tmp_path):
+    before = MultiLayerNet(6, [5, 4], 3, use_batchnorm=True, use_dropout=True, rng=0)
+    after = MultiLayerNet(
+        6, [5, 4], 3, use_batchnorm=True, use_dropout=True, batchnorm_position="after", rng=0
+    )
+    assert list(before.layers)[:4] == ["Affine1", "BatchNorm1", "Activation1", "Dropout1"]
+    assert list(after.layers)[:4] == ["Affine1", "Activation1", "BatchNorm1", "Dropout1"]
+    assert list(after.params) == list(before.params)  # same names, same places
+    # In training mode, batch norm after ReLU gives outputs with mean 0 per feature.
+    x = np.random.default_rng(1).standard_normal((50, 6)).astype(np.float32)
+    h = x
+    for name in ("Affine1", "Activation1", "BatchNorm1"):
+        h = after.layers[name].forward(h, train=True)
+    np.testing.assert_allclose(h.mean(axis=0), 0, atol=1e-5)
+
+    from dlscratch.io import load_model, save_model
+
+    save_model(tmp_path / "m.npz", after)
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.batchnorm_position == "after" and list(loaded.layers) == list(after.layers)
+    np.testing.assert_array_equal(loaded.predict(x), after.predict(x))
+    with pytest.raises(ValueError, match="batchnorm_position must be 'before' or 'after'"):
+        MultiLayerNet(6, [5], 3, use_batchnorm=True, batchnorm_position="middle")
 
 
 def test_gradient_check_restores_batchnorm_statistics(batch):

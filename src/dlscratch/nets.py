@@ -394,7 +394,8 @@ class MultiLayerNet(Network):
     """A fully connected network of any depth (chapters 5-6).
 
     ``Affine -> [BatchNorm] -> activation -> [Dropout]`` for each hidden
-    layer, then ``Affine -> SoftmaxWithLoss``.
+    layer, then ``Affine -> SoftmaxWithLoss``. (With
+    ``batchnorm_position='after'`` batch norm follows the activation instead.)
 
     Parameters
     ----------
@@ -411,6 +412,9 @@ class MultiLayerNet(Network):
         L2 penalty strength (0: none).
     use_batchnorm, use_dropout, dropout_ratio
         Batch normalization after each hidden Affine; dropout after each activation.
+    batchnorm_position : 'before' | 'after'
+        Where batch norm sits relative to the activation: 'before' (default, as
+        the book draws it) or 'after' (the book mentions both are used).
     dtype : float32 (default) or float64.
     rng : numpy Generator or int seed (weights and dropout masks).
     device : 'cpu' or 'cuda' (CuPy).
@@ -430,12 +434,18 @@ class MultiLayerNet(Network):
         dtype=np.float32,
         rng=None,
         device: str = "cpu",
+        batchnorm_position: str = "before",
     ) -> None:
         super().__init__(dtype=dtype, weight_decay_lambda=weight_decay_lambda)
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
+            )
+        if batchnorm_position not in ("before", "after"):
+            raise ValueError(
+                f"batchnorm_position must be 'before' or 'after' the activation, "
+                f"got {batchnorm_position!r}"
             )
         if use_dropout and not 0 <= dropout_ratio < 1:
             raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
@@ -447,6 +457,7 @@ class MultiLayerNet(Network):
         self.activation = activation
         self.weight_init_std = weight_init_std
         self.use_batchnorm = bool(use_batchnorm)
+        self.batchnorm_position = batchnorm_position
         self.use_dropout = bool(use_dropout)
         self.dropout_ratio = float(dropout_ratio)
         self.device = device
@@ -462,11 +473,16 @@ class MultiLayerNet(Network):
             self.layers[f"Affine{i}"] = Affine(W, arr(np.zeros(fan_out)))
             if i == n_affine:
                 break
-            if self.use_batchnorm:
-                self.layers[f"BatchNorm{i}"] = BatchNormalization(
-                    arr(np.ones(fan_out)), arr(np.zeros(fan_out))
-                )
+            batchnorm = (
+                BatchNormalization(arr(np.ones(fan_out)), arr(np.zeros(fan_out)))
+                if self.use_batchnorm
+                else None
+            )
+            if batchnorm is not None and batchnorm_position == "before":
+                self.layers[f"BatchNorm{i}"] = batchnorm
             self.layers[f"Activation{i}"] = ACTIVATIONS[activation]()
+            if batchnorm is not None and batchnorm_position == "after":
+                self.layers[f"BatchNorm{i}"] = batchnorm
             if self.use_dropout:
                 self.layers[f"Dropout{i}"] = Dropout(dropout_ratio, rng=rng.spawn(1)[0])
         self._collect_params()
@@ -482,6 +498,7 @@ class MultiLayerNet(Network):
             "weight_init_std": self.weight_init_std,
             "weight_decay_lambda": self.weight_decay_lambda,
             "use_batchnorm": self.use_batchnorm,
+            "batchnorm_position": self.batchnorm_position,
             "use_dropout": self.use_dropout,
             "dropout_ratio": self.dropout_ratio,
             "dtype": self.dtype.name,
