@@ -134,3 +134,34 @@ def add_model_option(parser) -> None:
         metavar="RUN",
         help="a run folder (with model.npz), a .npz model file, or the book's .pkl weights",
     )
+
+
+def prepare_output_folder(
+    out: Path | None, default_name: str, *, overwrite: bool, owned_files, hint: str = ""
+) -> Path:
+    """Create the folder a command writes into, never silently overwriting another run.
+
+    ``out`` None: ``runs/<time>-<default_name>`` (``-2``, ``-3``, ... if taken).
+    An existing non-empty folder is refused unless ``overwrite``, in which case
+    the command's ``owned_files`` are removed first so that no stale file from an
+    older run survives. ``hint`` is added to the refusal (e.g. how to resume).
+    """
+    if out is None:
+        import datetime
+
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{stamp}-{default_name}"
+        base, n = out, 2
+        while out.exists():
+            out, n = base.with_name(f"{base.name}-{n}"), n + 1
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(
+            f"output folder {out} already exists and is not empty; choose another --out, "
+            f"{hint}or pass --overwrite to replace its files"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in owned_files:
+        (out / name).unlink(missing_ok=True)
+    return out

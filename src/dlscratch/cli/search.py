@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,9 +27,11 @@ from dlscratch.cli.options import (
     log_range,
     non_negative_int,
     positive_int,
+    prepare_output_folder,
     unit_interval,
 )
 from dlscratch.cli.train import ACTIVATIONS, layer_sizes
+from dlscratch.provenance import versions
 
 FILES = ("results.csv", "results.json", "search.png")
 
@@ -169,24 +170,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _prepare_out(args) -> Path:
-    out = args.out
-    if out is None:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"search-{stamp}"
-        base, n = out, 2
-        while out.exists():
-            out, n = base.with_name(f"{base.name}-{n}"), n + 1
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(
-            f"output folder {out} already exists and is not empty; choose another --out, "
-            "or pass --overwrite to replace its files"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        (out / name).unlink(missing_ok=True)  # --overwrite: no stale results
-    return out
+    return prepare_output_folder(args.out, "search", overwrite=args.overwrite, owned_files=FILES)
 
 
 def _seeds(seed: int) -> dict:
@@ -366,17 +350,6 @@ def _config(args) -> dict:
     }
 
 
-def _versions() -> dict:
-    import dlscratch
-
-    return {
-        "dlscratch": dlscratch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
 # -- the command ----------------------------------------------------------------------------------
 
 
@@ -433,7 +406,7 @@ def run(args) -> int:
     extra = {
         "config": _config(args),
         "seed": args.seed,
-        "versions": _versions(),
+        "versions": versions(),
         "dataset": data["dataset"],
         "interrupted": interrupted,
         "wall_time_s": time.perf_counter() - started,

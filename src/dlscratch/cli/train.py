@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,8 +29,10 @@ from dlscratch.cli.options import (
     non_negative_int,
     positive_float,
     positive_int,
+    prepare_output_folder,
     unit_interval,
 )
+from dlscratch.provenance import versions
 
 #: Learning rates that train the default network well with each optimizer.
 DEFAULT_LR = {
@@ -368,24 +369,13 @@ def _short_name(config: dict) -> str:
 
 
 def _prepare_out(args, config: dict) -> Path:
-    out = args.out
-    if out is None:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{stamp}-{_short_name(config)}"
-        base, n = out, 2
-        while out.exists():
-            out, n = base.with_name(f"{base.name}-{n}"), n + 1
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(
-            f"run folder {out} already exists and is not empty; choose another --out, "
-            f"continue it with --resume {out}, or pass --overwrite to replace its files"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (*FILES, CHECKPOINT, "checkpoint.json", "checkpoint-callbacks.npz"):
-        (out / name).unlink(missing_ok=True)  # --overwrite: no stale files from the old run
-    return out
+    return prepare_output_folder(
+        args.out,
+        _short_name(config),
+        overwrite=args.overwrite,
+        owned_files=(*FILES, CHECKPOINT, "checkpoint.json", "checkpoint-callbacks.npz"),
+        hint=f"continue it with --resume {args.out}, " if args.out is not None else "",
+    )
 
 
 def _seeds(seed: int) -> dict:
@@ -610,7 +600,6 @@ def _hardware(args) -> dict:
 
 def _finish(out: Path, config: dict, data: dict, trainer, history, started: float) -> dict:
     """Evaluate on every split, save model, history, figures; return the metrics."""
-    import dlscratch
     from dlscratch.functions import softmax
     from dlscratch.io import save_model
     from dlscratch.plotting import plot_confusion, plot_history, plot_misclassified
@@ -652,12 +641,7 @@ def _finish(out: Path, config: dict, data: dict, trainer, history, started: floa
     return {
         "config": config,
         "seed": config["seed"],
-        "versions": {
-            "dlscratch": dlscratch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "versions": versions(),
         "dataset": dataset,
         "network": net.get_config(),
         "parameters": sum(int(p.size) for p in net.params.values()),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import platform
 import time
 import zlib
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch import fileio
+from dlscratch.provenance import versions
 
 #: Experiments by name, filled by the :func:`experiment` decorator.
 REGISTRY: dict = {}
@@ -263,21 +263,6 @@ def _plain(v):
 
 
 # -- the runner -----------------------------------------------------------------------------------
-def versions() -> dict:
-    """Versions of what produced a result (for the manifest)."""
-    import matplotlib
-
-    import dlscratch
-
-    return {
-        "dlscratch": dlscratch.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "matplotlib": matplotlib.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def get_experiment(name: str) -> Experiment:
     if name not in REGISTRY:
         raise ValueError(
@@ -330,7 +315,7 @@ def run_experiment(
         "findings": list(ctx.findings),
         "figures": list(ctx.figures),
         "series": list(ctx.series),
-        "versions": versions(),
+        "versions": versions("matplotlib"),
         "dataset": ctx.dataset,
         "started": started.isoformat(timespec="seconds"),
         "wall_time_s": round(wall, 3),
