@@ -78,3 +78,26 @@ def test_bench_quick_on_the_gpu(tmp_path):
     results = json.loads(out.read_text())
     assert results["meta"]["device"] == "cuda"
     assert results["training"]["b"]["ours"]["epoch_s"]["median"] > 0
+
+
+def test_trainer_keeps_the_training_set_on_the_gpu_and_learns(rng):
+    from dlscratch.training import Trainer
+
+    x = rng.integers(0, 256, size=(600, 12), dtype=np.uint8)
+    t = (x[:, 0] > 127).astype(np.int64) + 2 * (x[:, 1] > 127)
+    net = MultiLayerNet(12, [32], 4, rng=0, device="cuda")
+    trainer = Trainer(net, get_optimizer("adam", lr=0.01), x, t, epochs=5, batch_size=50, rng=0)
+    history = trainer.fit()
+    device, x_gpu, t_gpu = trainer._device_data
+    assert device == "cuda" and isinstance(x_gpu, cupy.ndarray) and x_gpu.dtype == cupy.uint8
+    assert history.train_acc[-1] > 0.9 and history.train_loss[-1] < history.train_loss[0]
+
+
+def test_train_command_on_the_gpu(tmp_path):
+    from dlscratch.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--device", "cuda", "--limit", "2000", "--epochs", "1", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["hardware"]["device"] == "cuda" and metrics["final"]["test_acc"] > 0.8

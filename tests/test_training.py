@@ -489,3 +489,37 @@ def test_progress_bar_shows_the_epoch_running_loss_and_accuracy():
     assert bar.bar is None  # closed
     quiet = ProgressBar(file=io.StringIO())  # not a terminal: no bar, no per-step work
     assert not quiet.enabled and not quiet.wants_step_end
+
+
+def test_on_a_gpu_the_training_set_is_copied_once_not_per_step(monkeypatch):
+    """The device path, with the copy to the GPU replaced by a recording NumPy copy."""
+    import dlscratch.training.metrics as metrics_mod
+    import dlscratch.training.trainer as trainer_mod
+
+    copies = []  # what the training loop copies (evaluation copies its own batches)
+
+    def fake_to_device(a, device):
+        copies.append((np.shape(a), device))
+        return np.array(a)
+
+    monkeypatch.setattr(trainer_mod, "to_device", fake_to_device)
+    monkeypatch.setattr(metrics_mod, "to_device", lambda a, device: np.array(a))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 6), dtype=np.uint8)
+    t = (x[:, 0] > 127).astype(np.int64)
+
+    def train(device):
+        net = MultiLayerNet(6, [8], 2, rng=1)
+        net.device = device
+        trainer = Trainer(net, Adam(0.01), x, t, epochs=2, batch_size=50, rng=2)
+        trainer.fit()
+        return net, trainer
+
+    cpu, _ = train("cpu")
+    assert copies == []
+    gpu, trainer = train("cuda")
+    data_copies = [c for c in copies if c[0] in ((200, 6), (200,))]
+    assert data_copies == [((200, 6), "cuda"), ((200,), "cuda")]  # once, for the whole run
+    assert [c for c in copies if c[0] == (50,)] == [((50,), "cuda")] * trainer.step  # indices
+    for name in cpu.params:  # the same arithmetic as on the CPU
+        np.testing.assert_array_equal(gpu.params[name], cpu.params[name])
