@@ -120,6 +120,17 @@ def test_bad_hyperparameters(factory, message):
         factory()
 
 
+def test_missing_gradient_named():
+    params = {"W": np.ones(2), "b": np.ones(1)}
+    opt = Adam()
+    with pytest.raises(ValueError, match=r"no gradient for parameter\(s\) \['b'\]; .*got \['W'\]"):
+        opt.update(params, {"W": np.ones(2)})
+    with pytest.raises(ValueError, match="gradient of 'b' has shape"):
+        opt.update(params, {"W": np.ones(2), "b": np.ones(3)})
+    np.testing.assert_array_equal(params["W"], 1)  # nothing was changed
+    assert opt.t == 0  # not even the step count
+
+
 def test_shape_mismatch_named():
     with pytest.raises(ValueError, match="gradient of 'W' has shape"):
         SGD().update({"W": np.zeros((2, 2))}, {"W": np.zeros(3)})

@@ -60,6 +60,21 @@ def _check_range(name, value, low=0.0, high=None, low_inclusive=False):
     return float(value)
 
 
+def _check_grads(params, grads) -> None:
+    """Every parameter has a gradient of its own shape, or a ValueError that names it."""
+    missing = [name for name in params if name not in grads]
+    if missing:
+        raise ValueError(
+            f"no gradient for parameter(s) {missing}; grads must have the keys of "
+            f"params ({list(params)}), got {list(grads)}"
+        )
+    for name, param in params.items():
+        if grads[name].shape != param.shape:
+            raise ValueError(
+                f"gradient of {name!r} has shape {grads[name].shape}, parameter has {param.shape}"
+            )
+
+
 class Optimizer:
     """Base class: hyperparameters, per-parameter state, save and restore.
 
@@ -88,19 +103,17 @@ class Optimizer:
         When both are one network's flat dicts (``net.params`` and the result of
         ``net.gradient``), the step runs once over the flat buffers.
         """
+        flat = self._is_flat_pair(params, grads)
+        if not flat:
+            _check_grads(params, grads)  # before anything changes, the step count included
         self.t += 1
         self._prepare()
-        if self._is_flat_pair(params, grads):
+        if flat:
             self._step(params.flat, grads.flat, self._flat_slots(params))
         else:
             for name, param in params.items():
-                grad = grads[name]
-                if grad.shape != param.shape:
-                    raise ValueError(
-                        f"gradient of {name!r} has shape {grad.shape}, parameter has {param.shape}"
-                    )
                 state = {slot: self._slot(slot, name, param) for slot in self.slots}
-                self._step(param, grad, state)
+                self._step(param, grads[name], state)
         if self.slots and self.t % FLUSH_EVERY == 0:
             self._flush_subnormals()
 
