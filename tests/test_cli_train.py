@@ -63,6 +63,7 @@ def test_batch_size_larger_than_the_data_exits_2_after_loading(capsys, tmp_path)
     assert code == 2
     assert "dlscratch train: error: --batch-size 600 is larger than the training set" in err
     assert "450 images after the validation split" in err and "choose 1 to 450" in err
+    assert not (tmp_path / "r").exists()  # a run that never started leaves no empty folder
 
 
 def test_an_existing_run_folder_is_never_overwritten_silently(capsys, tmp_path):

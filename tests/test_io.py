@@ -259,8 +259,9 @@ def test_missing_file(tmp_path):
 def test_not_an_npz(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not a zip archive at all" * 10)
-    with pytest.raises(ValueError, match="not a dlscratch model file"):
+    with pytest.raises(ValueError, match="not a dlscratch model file") as exc:
         load_model(bad)
+    assert "pickle" not in str(exc.value)  # never the advice to load it unsafely
     empty = tmp_path / "empty.npz"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="not a dlscratch model file"):

@@ -338,8 +338,11 @@ class _NpzContext:
         except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            # NumPy's own message may suggest allow_pickle=True; we never do, so say why plainly.
+            why = "" if "pickle" in str(exc) else f" ({exc})"
             raise ValueError(
-                f"{path} is not a dlscratch model file: it is not a readable .npz archive ({exc})"
+                f"{path} is not a dlscratch model file: it is not a readable .npz archive{why}; "
+                "dlscratch models are .npz files written by save_model or dlscratch train"
             ) from exc
         if not isinstance(obj, np.lib.npyio.NpzFile):
             raise ValueError(

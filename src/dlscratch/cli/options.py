@@ -136,15 +136,16 @@ def add_model_option(parser) -> None:
     )
 
 
-def prepare_output_folder(
-    out: Path | None, default_name: str, *, overwrite: bool, owned_files, hint: str = ""
+def choose_output_folder(
+    out: Path | None, default_name: str, *, overwrite: bool, hint: str = ""
 ) -> Path:
-    """Create the folder a command writes into, never silently overwriting another run.
+    """The folder a command will write into, checked now and created later.
 
     ``out`` None: ``runs/<time>-<default_name>`` (``-2``, ``-3``, ... if taken).
-    An existing non-empty folder is refused unless ``overwrite``, in which case
-    the command's ``owned_files`` are removed first so that no stale file from an
-    older run survives. ``hint`` is added to the refusal (e.g. how to resume).
+    An existing non-empty folder is refused unless ``overwrite``; ``hint`` is
+    added to the refusal (e.g. how to resume). Nothing is created here, so a
+    command that fails before its first result leaves no empty folder behind:
+    call :func:`claim_output_folder` just before writing.
     """
     if out is None:
         import datetime
@@ -161,6 +162,11 @@ def prepare_output_folder(
             f"output folder {out} already exists and is not empty; choose another --out, "
             f"{hint}or pass --overwrite to replace its files"
         )
+    return out
+
+
+def claim_output_folder(out: Path, owned_files) -> Path:
+    """Create ``out`` and remove the command's ``owned_files`` left by an older run."""
     out.mkdir(parents=True, exist_ok=True)
     for name in owned_files:
         (out / name).unlink(missing_ok=True)

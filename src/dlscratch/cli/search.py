@@ -24,10 +24,11 @@ import numpy as np
 
 from dlscratch.cli.options import (
     add_dataset_options,
+    choose_output_folder,
+    claim_output_folder,
     log_range,
     non_negative_int,
     positive_int,
-    prepare_output_folder,
     unit_interval,
 )
 from dlscratch.cli.train import ACTIVATIONS, layer_sizes
@@ -169,8 +170,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 # -- pieces ---------------------------------------------------------------------------------------
 
 
-def _prepare_out(args) -> Path:
-    return prepare_output_folder(args.out, "search", overwrite=args.overwrite, owned_files=FILES)
+def _choose_out(args) -> Path:
+    return choose_output_folder(args.out, "search", overwrite=args.overwrite)
 
 
 def _seeds(seed: int) -> dict:
@@ -358,7 +359,7 @@ def run(args) -> int:
     from dlscratch.plotting import plot_search
 
     started = time.perf_counter()
-    out = _prepare_out(args)
+    out = _choose_out(args)  # created when the first results are written
     seeds = _seeds(args.seed)
     data = _load_training_data(args, seeds["split"])
     space = {"lr": args.lr, "weight_decay": args.weight_decay}
@@ -412,6 +413,7 @@ def run(args) -> int:
         "wall_time_s": time.perf_counter() - started,
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    claim_output_folder(out, FILES)
     result.to_csv(out / "results.csv")
     result.to_json(out / "results.json", extra=extra)
     title = (

@@ -25,11 +25,12 @@ import numpy as np
 
 from dlscratch.cli.options import (
     add_dataset_options,
+    choose_output_folder,
+    claim_output_folder,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    prepare_output_folder,
     unit_interval,
 )
 from dlscratch.provenance import versions
@@ -368,12 +369,15 @@ def _short_name(config: dict) -> str:
     return "-".join(parts)
 
 
-def _prepare_out(args, config: dict) -> Path:
-    return prepare_output_folder(
+#: Everything a run writes into its folder (--overwrite removes these first).
+RUN_FILES = (*FILES, CHECKPOINT, "checkpoint.json", "checkpoint-callbacks.npz")
+
+
+def _choose_out(args, config: dict) -> Path:
+    return choose_output_folder(
         args.out,
         _short_name(config),
         overwrite=args.overwrite,
-        owned_files=(*FILES, CHECKPOINT, "checkpoint.json", "checkpoint-callbacks.npz"),
         hint=f"continue it with --resume {args.out}, " if args.out is not None else "",
     )
 
@@ -505,7 +509,7 @@ def run(args) -> int:
         out = checkpoint.parent
     else:
         config, checkpoint = _config_from_args(args), None
-        out = _prepare_out(args, config)
+        out = _choose_out(args, config)  # created once the data and the network are ready
     rngs = _seeds(config["seed"])
     data = _load_data(config, args.data_dir, rngs)
     callbacks = _callbacks(config, out, data["x_val"] is not None)
@@ -525,6 +529,7 @@ def run(args) -> int:
             verbose=True,
             progress=progress,
         )
+        claim_output_folder(out, RUN_FILES)
         write_json(out / "config.json", config)
         print(_describe(config, net, data))
         print(f"run folder: {out}")
