@@ -1,6 +1,7 @@
 """The study notes' (``shared/seeds/*.txt``) numbers and claims that no other test asserted.
 
-Each test names the seed file it reproduces and what that file shows:
+Each test names the note it reproduces (by the number its file name starts with) and what
+that note shows:
 
 * ``000`` - "[04] 신경망 학습 (경사법)": gradient descent, simpleNet, numerical differentiation;
 * ``001`` - "ch4. 신경망 학습": why a loss and not the accuracy, central differences;

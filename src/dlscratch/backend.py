@@ -4,8 +4,8 @@ This is the only module that imports CuPy. Everything else asks for the array
 module of its data with :func:`get_array_module` (DeZero's pattern), so the same
 layer code runs on the CPU and on an NVIDIA GPU.
 
-Also holds the default floating dtype (float32 for training, as the issue of
-speed demands; gradient checks pass float64 explicitly).
+Also holds the default floating dtype (float32 for training, which is about twice as
+fast as float64 and accurate enough; gradient checks pass float64 explicitly).
 """
 
 from __future__ import annotations
