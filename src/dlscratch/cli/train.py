@@ -586,7 +586,8 @@ def run(args) -> int:
     )
     stop = f", stopped early, best epoch {history.best_epoch}" if history.stopped_early else ""
     print(
-        f"done in {results['wall_time_s']:.1f} s ({len(history)} epochs, {trainer.step} "
+        f"done in {results['wall_time_s']:.1f} s ({len(history)} "
+        f"epoch{'' if len(history) == 1 else 's'}, {trainer.step} "
         f"steps{stop})\naccuracy  {accs}\n"
         f"wrote {out}/: {', '.join(n for n in FILES if (out / n).exists())}\n"
         f"next: dlscratch evaluate --model {out}   |   dlscratch predict --model {out} IMAGE.png"
