@@ -124,8 +124,10 @@ def test_to_float():
     assert to_float(already) is already  # no copy, no rescale
     with pytest.raises(TypeError, match="floating"):
         to_float(xb, np.int32)
-    with pytest.raises(TypeError, match="uint8 pixels or a float array"):
-        to_float(np.array([1, 2], np.int16))
+    ints = to_float(np.array([1, 300], np.int16))  # other numbers: cast, not rescaled
+    assert ints.dtype == np.float32 and ints.tolist() == [1.0, 300.0]
+    with pytest.raises(TypeError, match="uint8 pixels or a numeric array"):
+        to_float(np.array(["a", "b"]))
 
 
 def test_split_sizes_disjoint_and_complete(data):

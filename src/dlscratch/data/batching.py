@@ -12,6 +12,8 @@ from numbers import Integral
 
 import numpy as np
 
+from dlscratch.backend import get_array_module
+
 __all__ = ["BatchSampler", "as_rng", "iterate_minibatches", "sample_minibatch", "to_float"]
 
 MODES = ("epoch", "random")
@@ -140,13 +142,15 @@ def sample_minibatch(x, t, batch_size, rng=None) -> tuple[np.ndarray, np.ndarray
 
 
 def to_float(xb, dtype=np.float32) -> np.ndarray:
-    """Convert a batch of uint8 pixels to floats in [0, 1].
+    """Convert a batch of uint8 pixels to floats in [0, 1]: the one place this happens.
+
+    The Trainer, evaluation and the estimator all call it, on NumPy or CuPy arrays.
 
     Parameters
     ----------
-    xb : numpy.ndarray
-        uint8 pixels 0-255 (divided by 255), or an already floating array
-        (cast to ``dtype`` only, not rescaled).
+    xb : numpy.ndarray or cupy.ndarray
+        uint8 pixels 0-255 (divided by 255), or other numbers (cast to ``dtype``
+        only, not rescaled).
     dtype : numpy dtype
         Floating output type, default float32.
 
@@ -159,9 +163,11 @@ def to_float(xb, dtype=np.float32) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"dtype must be a floating type, got {dtype}")
-    xb = np.asarray(xb)
+    if not hasattr(xb, "dtype"):
+        xb = np.asarray(xb)
+    xp = get_array_module(xb)
     if xb.dtype == np.uint8:
-        return np.divide(xb, dtype.type(255), dtype=dtype)
-    if xb.dtype.kind == "f":
+        return xp.divide(xb, dtype.type(255), dtype=dtype)
+    if xb.dtype.kind in "fiub":
         return xb.astype(dtype, copy=False)
-    raise TypeError(f"expected uint8 pixels or a float array, got {xb.dtype}")
+    raise TypeError(f"expected uint8 pixels or a numeric array, got {xb.dtype}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlscratch.backend import to_device, to_numpy
+from dlscratch.data.batching import to_float
 
 
 def as_input_batch(xb, dtype, device: str = "cpu"):
@@ -14,10 +15,7 @@ def as_input_batch(xb, dtype, device: str = "cpu"):
 
     Float arrays are cast to ``dtype`` (not rescaled). ``device='cuda'`` copies to the GPU.
     """
-    if xb.dtype == np.uint8:
-        xb = np.divide(xb, dtype.type(255), dtype=dtype)
-    elif xb.dtype != dtype:
-        xb = xb.astype(dtype)
+    xb = to_float(xb, dtype)
     return xb if device == "cpu" else to_device(xb, device)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch.backend import to_device
-from dlscratch.data.batching import as_rng
+from dlscratch.data.batching import as_rng, to_float
 from dlscratch.fileio import atomic_path
 from dlscratch.training.callbacks import Callback, EpochLogger, LambdaCallback
 from dlscratch.training.errors import NonFiniteLossError, TrainingInterrupted
@@ -250,7 +250,6 @@ class Trainer:
             # batches are then gathered and converted there, with no copy per step.
             x, t = self._training_data_on(device)
         uint8 = x.dtype == np.uint8
-        scale = dtype.type(255)
         decay = bool(getattr(net, "weight_decay_lambda", 0))
         step_hooks = [cb.on_step_end for cb in self.callbacks if cb.wants_step_end]
         losses = self.history.losses
@@ -259,7 +258,7 @@ class Trainer:
             xb = x[idx]
             tb = t[idx]
             if uint8:
-                xb = np.divide(xb, scale, dtype=dtype)  # CuPy arrays dispatch this to the GPU
+                xb = to_float(xb, dtype)  # pixels / 255, on the CPU or the GPU
             grads = net.gradient(xb, tb)
             loss = net.last_layer.loss
             if decay:
