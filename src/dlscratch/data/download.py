@@ -342,17 +342,24 @@ def download_dataset(
     if checksums is None:
         checksums = CHECKSUMS.get(dataset, {})
     dest_dir = Path(dest_dir)
-    for filename in FILENAMES.values():
-        if (dest_dir / filename).is_file():
-            continue
-        download_file(
-            filename,
-            dest_dir,
-            list(mirrors),
-            checksum=checksums.get(filename),
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            progress=progress,
-        )
+    created = not dest_dir.exists()
+    try:
+        for filename in FILENAMES.values():
+            if (dest_dir / filename).is_file():
+                continue
+            download_file(
+                filename,
+                dest_dir,
+                list(mirrors),
+                checksum=checksums.get(filename),
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                progress=progress,
+            )
+    except BaseException:
+        if created:  # nothing arrived: leave no empty folder that looks like a dataset
+            with contextlib.suppress(OSError):
+                dest_dir.rmdir()  # only succeeds while empty
+        raise
     return dest_dir
