@@ -165,3 +165,21 @@ def test_shuffle_dataset_keeps_pairs(data):
     xs, ts = shuffle_dataset(x, t, rng=1)
     np.testing.assert_array_equal(xs, x[ts])
     assert ts.tolist() != t.tolist()
+
+
+def test_stratified_split_keeps_every_class_share():
+    # 90 of class 0, 9 of class 1, 1 of class 2: a plain 20% split often loses the rare ones.
+    t = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    x = np.arange(100).reshape(100, 1)  # x[i] == i identifies each sample
+    (x_tr, t_tr), (x_va, t_va) = train_val_split(x, t, 0.2, rng=0, stratify=True)
+    assert len(x_va) == 20 and len(x_tr) == 80
+    assert np.bincount(t_va, minlength=3).tolist() == [18, 2, 0]  # 18, 1.8 -> 2, 0.2 -> 0
+    assert np.bincount(t_tr, minlength=3).tolist() == [72, 7, 1]
+    assert sorted(np.concatenate([x_tr, x_va]).ravel().tolist()) == list(range(100))
+    np.testing.assert_array_equal(t[x_va.ravel()], t_va)  # pairs stay together
+    assert not np.all(np.diff(t_va) >= 0)  # shuffled, not grouped by class
+    one_hot = np.eye(3)[t]
+    (_, oh_tr), (_, oh_va) = train_val_split(x, one_hot, val_size=10, rng=1, stratify=True)
+    assert oh_va.sum(axis=0).tolist() == [9, 1, 0] and len(oh_tr) == 90
+    again = train_val_split(x, t, 0.2, rng=0, stratify=True)[1][0]
+    np.testing.assert_array_equal(again, x_va)  # same seed, same split

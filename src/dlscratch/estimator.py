@@ -235,7 +235,8 @@ class MLPClassifier:
                     f"validation_fraction={fraction} of {len(X)} samples leaves no validation "
                     "or no training sample; use more data or another fraction"
                 )
-            (X, t), val = train_val_split(X, t, fraction, rng=split_rng)
+            # stratified, as scikit-learn does: every class is scored on validation data
+            (X, t), val = train_val_split(X, t, fraction, rng=split_rng, stratify=True)
             stopper = EarlyStopping("val_acc", patience=p["n_iter_no_change"])
         size = p["batch_size"]
         if size > len(X):

@@ -52,12 +52,17 @@ def _val_count(n: int, val_fraction, val_size) -> int:
     return count
 
 
-def train_val_split(x, t, val_fraction=0.2, *, val_size=None, rng=None, shuffle=True):
+def train_val_split(
+    x, t, val_fraction=0.2, *, val_size=None, rng=None, shuffle=True, stratify=False
+):
     """Split into training and validation parts, like the book's shuffle-then-slice.
 
     The data is shuffled (unless ``shuffle=False``), then the first
     ``int(N * val_fraction)`` (or ``val_size``) samples become the validation
-    set and the rest the training set.
+    set and the rest the training set. With ``stratify=True`` every class
+    gives the validation set its share of samples (largest remainders decide
+    the rounding), so a small or unbalanced dataset keeps all its classes on
+    both sides; both parts are then in random order.
 
     Parameters
     ----------
@@ -70,7 +75,10 @@ def train_val_split(x, t, val_fraction=0.2, *, val_size=None, rng=None, shuffle=
     rng : numpy.random.Generator or int or None
         Randomness for the shuffle (an int is a seed).
     shuffle : bool
-        Shuffle before splitting.
+        Shuffle before splitting (a stratified split always draws at random).
+    stratify : bool
+        Keep each class's share in both parts; ``t`` holds integer labels (N,)
+        or one-hot rows (N, C).
 
     Returns
     -------
@@ -81,6 +89,27 @@ def train_val_split(x, t, val_fraction=0.2, *, val_size=None, rng=None, shuffle=
     if len(x) != len(t):
         raise ValueError(f"x and t differ in length: {len(x)} samples vs {len(t)} labels")
     count = _val_count(len(x), val_fraction, val_size)
+    if stratify:
+        val, train = _stratified_indices(t, count, as_rng(rng))
+        return (x[train], t[train]), (x[val], t[val])
     if shuffle:
         x, t = shuffle_dataset(x, t, rng)
     return (x[count:], t[count:]), (x[:count], t[:count])
+
+
+def _stratified_indices(t, count: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) index arrays with ``count`` validation samples, per-class shares."""
+    t = np.asarray(t)
+    labels = t.argmax(axis=1) if t.ndim == 2 else t
+    if labels.ndim != 1:
+        raise ValueError(f"stratify needs labels of shape (N,) or one-hot (N, C), got {t.shape}")
+    classes, inverse = np.unique(labels, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(inverse == k)) for k in range(len(classes))]
+    sizes = np.array([len(m) for m in members])
+    exact = sizes * (count / len(labels))
+    take = np.floor(exact).astype(int)
+    for k in np.argsort(-(exact - take), kind="stable")[: count - take.sum()]:
+        take[k] += 1  # largest remainders round up, until the total is exact
+    val = np.concatenate([m[:n] for m, n in zip(members, take)])
+    train = np.concatenate([m[n:] for m, n in zip(members, take)])
+    return rng.permutation(val), rng.permutation(train)
