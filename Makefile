@@ -10,7 +10,6 @@ export DLSCRATCH_DATA ?= $(abspath $(wildcard ../shared/datasets))
 
 $(BIN)/dlscratch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

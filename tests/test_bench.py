@@ -20,6 +20,7 @@ from dlscratch.cli import main as cli_main
 from dlscratch.layers import Affine, Dropout
 from dlscratch.nets import FlatDict
 from dlscratch.optim import FLUSH_EVERY, OPTIMIZERS, Adam, get_optimizer
+from shared_data import HAVE_MNIST, HAVE_WEIGHTS
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -53,6 +54,13 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
     assert ng["s_per_param"] > 0 and ng["backprop_speedup"] > 1
     for section in ("inference", "load_mnist"):  # measured, or skipped with a reason
         assert results[section].get("skipped") or len(results[section]) > 2
+    if HAVE_MNIST:  # with the data at hand nothing may be skipped
+        assert "skipped" not in results["load_mnist"], results["load_mnist"]
+        assert 0 < results["load_mnist"]["cached_min_s"] and "load_mnist: cold" in table
+    if HAVE_MNIST and HAVE_WEIGHTS:
+        inference = results["inference"]
+        assert "skipped" not in inference, inference
+        assert inference["images"] == 1000 and inference["accuracy"] > 0.9
     assert "training, s/epoch" in table and "numerical gradient" in table
 
 

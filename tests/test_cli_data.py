@@ -126,7 +126,7 @@ def test_show_into_missing_folder_is_an_os_error(tiny_dir, tmp_path, capsys):
 
 def test_info_when_nothing_is_found(tmp_path, capsys):
     rc = main(["data", "info", "--data-dir", str(tmp_path / "empty")])
-    assert rc in (1, 2)
+    assert rc == 2  # DataNotFoundError is a ValueError: bad input, not an I/O failure
     err = capsys.readouterr().err
     assert "mnist data files not found" in err and str(tmp_path / "empty") in err
 

@@ -67,8 +67,9 @@ def test_bad_input_exits_2_and_says_what_is_valid(capsys, tmp_path, argv, messag
     assert code == 2
     assert message in err
     assert "usage: dlscratch search" in err
-    if "choose from" in message:
-        assert "sgd" in err and "adam" in err
+    if "choose from" in message:  # in the error line, not just the usage lines
+        line = err.strip().splitlines()[-1]
+        assert "choose from" in line and "sgd" in line and "adam" in line
     assert not out.exists()
 
 

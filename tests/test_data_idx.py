@@ -5,21 +5,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dlscratch.data import DataError, read_idx, write_idx
 from dlscratch.data.idx import atomic_write, parse_idx
-
-MNIST_DIR = (
-    Path(
-        os.environ.get("DLSCRATCH_DATA")
-        or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    )
-    / "mnist"
-)
+from shared_data import MNIST_DIR
 
 
 def _idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
@@ -154,8 +146,9 @@ def test_plain_bytes_under_gz_name(tmp_path):
 
 
 def test_data_error_is_value_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="x: bad magic number 0x01020304") as info:
         parse_idx(b"\x01\x02\x03\x04", "x")
+    assert isinstance(info.value, DataError)
 
 
 def test_missing_file_is_file_not_found(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -156,7 +158,7 @@ def test_dataset_checksum_is_content_based_and_read_from_the_sidecar(real_env, m
     def no_parsing(*args, **kwargs):
         raise AssertionError("dataset_checksum re-read the IDX files")
 
-    monkeypatch.setattr(mnist_mod, "read_idx_bytes", no_parsing)
+    monkeypatch.setattr(mnist_mod, "decompress_idx", no_parsing)
     assert dataset_checksum("mnist", DATA_ROOT / "mnist") == expected
 
 
@@ -351,7 +353,7 @@ def test_second_load_comes_from_the_cache(monkeypatch, tmp_path):
     def fail(*args, **kwargs):
         raise AssertionError("source files parsed again")
 
-    monkeypatch.setattr(mnist_mod, "read_idx_bytes", fail)
+    monkeypatch.setattr(mnist_mod, "decompress_idx", fail)
     second = load_mnist(data_dir=tmp_path / "d")
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a[0], b[0])
@@ -391,6 +393,34 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, damage):
         warnings.simplefilter("error")
         (x, _), _ = load_mnist(normalize=False, data_dir=tmp_path / "d")  # clean again
     np.testing.assert_array_equal(x, tiny["train_images"].reshape(20, 784))
+
+
+@pytest.mark.parametrize("key", ["checksum", "raw_md5", "file_md5", "arrays"])
+def test_sidecar_missing_a_field_is_rebuilt(tmp_path, key):
+    make_tiny(tmp_path / "d")
+    expected = dataset_checksum(data_dir=tmp_path / "d")
+    sidecar = _entry(tmp_path) / "meta.json"
+    meta = json.loads(sidecar.read_text())
+    del meta[key]
+    sidecar.write_text(json.dumps(meta))
+    info = dataset_info(data_dir=tmp_path / "d")  # no KeyError: the entry is rebuilt
+    assert info["checksum"] == expected == dataset_checksum(data_dir=tmp_path / "d")
+    assert key in json.loads(sidecar.read_text())
+
+
+def test_each_source_file_is_read_once(monkeypatch, tmp_path):
+    make_tiny(tmp_path / "d")
+    reads = collections.Counter()
+    real_read_bytes = Path.read_bytes
+
+    def counting(self):
+        reads[self.name] += 1
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    dataset_info(data_dir=tmp_path / "d")  # parses, hashes, caches
+    dataset_checksum(data_dir=tmp_path / "d")  # from the sidecar alone
+    assert {name: reads[name] for name in NAMES.values()} == dict.fromkeys(NAMES.values(), 1)
 
 
 def test_changed_source_files_invalidate_the_cache(tmp_path):

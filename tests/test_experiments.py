@@ -141,13 +141,11 @@ def test_find_book_weights_search_order(tmp_path, monkeypatch):
     assert find_book_weights() == fake
     assert find_book_weights(fake.parent) == fake
     monkeypatch.setenv("DLSCRATCH_WEIGHTS", str(tmp_path / "elsewhere.pkl"))
+    monkeypatch.setenv("DLSCRATCH_DATA", str(tmp_path / "datasets"))  # no weights beside it
     monkeypatch.chdir(tmp_path)
-    try:
-        found = find_book_weights()
-    except FileNotFoundError as exc:
-        assert "DLSCRATCH_WEIGHTS" in str(exc) and "elsewhere.pkl" in str(exc)
-    else:  # the checkout's ../shared/weights is found
-        assert found.name == "sample_weight.pkl" and found.parent.name == "weights"
+    with pytest.raises(FileNotFoundError) as exc:
+        find_book_weights()
+    assert "DLSCRATCH_WEIGHTS" in str(exc.value) and "elsewhere.pkl" in str(exc.value)
 
 
 # -- every experiment writes its files ------------------------------------------------------------

@@ -93,6 +93,9 @@ def test_sampling_is_deterministic_for_a_seed():
     assert a[0]["epochs"] == 3 and list(a[0]) == list(space)
     assert sample_space(space, 8) != a[0]
     assert LogUniform(1e-6, 1e-2).to_dict() == {"type": "log-uniform", "low": 1e-6, "high": 1e-2}
+    assert Uniform(0, 1).to_dict() == {"type": "uniform", "low": 0.0, "high": 1.0}
+    assert IntUniform(1, 5).to_dict() == {"type": "int-uniform", "low": 1, "high": 5}
+    assert Choice(["sgd", "adam"]).to_dict() == {"type": "choice", "options": ["sgd", "adam"]}
 
 
 # -- random_search ------------------------------------------------------------------------------

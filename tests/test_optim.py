@@ -177,3 +177,23 @@ def test_state_dict_contents_and_type_check():
     assert state["hyperparameters"] == {"lr": 0.01, "beta1": 0.9, "beta2": 0.999}
     with pytest.raises(ValueError, match="for 'Adam', not 'SGD'"):
         SGD().load_state_dict(state)
+
+
+@pytest.mark.parametrize("clone", ["deepcopy", "pickle"])
+def test_copied_optimizer_keeps_its_state_dict_current(clone, rng):
+    """A copy or pickle of an optimizer saves the state it really steps with, not a stale one."""
+    import copy
+    import pickle
+
+    net = MultiLayerNet(6, [5], 3, rng=0)
+    x, t = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    opt = Adam(lr=0.01)
+    opt.update(net.params, net.gradient(x, t))
+    twin = copy.deepcopy(opt) if clone == "deepcopy" else pickle.loads(pickle.dumps(opt))
+    twin_net = copy.deepcopy(net)
+    opt.update(net.params, net.gradient(x, t))
+    twin.update(twin_net.params, twin_net.gradient(x, t))
+    for slot in ("m", "v"):
+        for name, a in twin.state_dict()["state"][slot].items():
+            np.testing.assert_array_equal(a, opt.state[slot][name])
+            assert np.shares_memory(twin.state[slot][name], twin._flat_state[slot])

@@ -54,3 +54,6 @@ def test_sum_over_batch_reuses_no_writable_state(rng):
     out = sum_over_batch(a)
     out[...] = 0  # the result is the caller's to change
     np.testing.assert_allclose(sum_over_batch(a), a.sum(axis=0), rtol=1e-6)
+    given = np.empty(3, np.float32)  # how a layer writes into the network's gradient buffer
+    assert sum_over_batch(a, out=given) is given
+    np.testing.assert_allclose(given, a.sum(axis=0), rtol=1e-6)

@@ -491,7 +491,8 @@ def test_progress_bar_shows_the_epoch_running_loss_and_accuracy():
     assert not quiet.enabled and not quiet.wants_step_end
 
 
-def test_on_a_gpu_the_training_set_is_copied_once_not_per_step(monkeypatch):
+@pytest.mark.parametrize(("sampling", "index_shape"), [("epoch", (200,)), ("random", (4, 50))])
+def test_on_a_gpu_the_training_set_is_copied_once_not_per_step(monkeypatch, sampling, index_shape):
     """The device path, with the copy to the GPU replaced by a recording NumPy copy."""
     import dlscratch.training.metrics as metrics_mod
     import dlscratch.training.trainer as trainer_mod
@@ -511,15 +512,15 @@ def test_on_a_gpu_the_training_set_is_copied_once_not_per_step(monkeypatch):
     def train(device):
         net = MultiLayerNet(6, [8], 2, rng=1)
         net.device = device
-        trainer = Trainer(net, Adam(0.01), x, t, epochs=2, batch_size=50, rng=2)
+        trainer = Trainer(net, Adam(0.01), x, t, epochs=2, batch_size=50, sampling=sampling, rng=2)
         trainer.fit()
         return net, trainer
 
     cpu, _ = train("cpu")
     assert copies == []
     gpu, trainer = train("cuda")
-    data_copies = [c for c in copies if c[0] in ((200, 6), (200,))]
-    assert data_copies == [((200, 6), "cuda"), ((200,), "cuda")]  # once, for the whole run
-    assert [c for c in copies if c[0] == (50,)] == [((50,), "cuda")] * trainer.step  # indices
+    data_copies = [((200, 6), "cuda"), ((200,), "cuda")]  # once, for the whole run
+    index_copies = [(index_shape, "cuda")] * trainer.epoch  # each epoch's indices, at once
+    assert trainer.step == 8 and copies == data_copies + index_copies  # nothing per step
     for name in cpu.params:  # the same arithmetic as on the CPU
         np.testing.assert_array_equal(gpu.params[name], cpu.params[name])

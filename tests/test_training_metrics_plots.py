@@ -12,6 +12,7 @@ from dlscratch.training import (
     confusion_matrix,
     evaluate,
     format_confusion,
+    predict_scores,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,6 +57,11 @@ def test_evaluate_matches_the_networks_own_loss_and_accuracy():
     loss, acc = evaluate(net, x8, t, batch_size=64)  # uneven batches, uint8 scaled
     assert acc == pytest.approx(net.accuracy(xf, t))
     assert loss == pytest.approx(net.loss(xf, t), rel=1e-5)
+    # the scores of the same forward passes, as predict_scores gives them
+    loss2, acc2, scores = evaluate(net, x8, t, batch_size=64, return_scores=True)
+    assert (loss2, acc2) == (loss, acc)
+    np.testing.assert_array_equal(scores, predict_scores(net, x8, batch_size=64))
+    assert acc == np.mean(scores.argmax(axis=1) == t)
 
 
 def _history():

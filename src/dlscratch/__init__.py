@@ -12,9 +12,9 @@ The networks, layers, losses and optimizers of chapters 3-6 of Koki Saito's
     grads = net.gradient(x_train[:100], t_train[:100])
     opt.update(net.params, grads)
 
-The numeric core imports only NumPy. ``Trainer``, ``load_mnist``, ``save_model``,
-``load_model`` and ``load_book_weights`` are importable from here too; they are
-loaded on first use, so ``import dlscratch`` stays light.
+The numeric core imports only NumPy. ``Trainer``, ``History``, ``load_mnist``,
+``save_model``, ``load_model`` and ``load_book_weights`` are importable from here
+too; they are loaded on first use, so ``import dlscratch`` stays light.
 """
 
 __version__ = "0.1.0"

@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch.cli.options import non_negative_int, positive_int
+from dlscratch.data import to_float
+from dlscratch.provenance import versions
 
 #: The benchmarked networks: description, our constructor arguments, optimizer.
 CONFIGS = {
@@ -242,8 +244,6 @@ class _OursRunner:
         self.rng = np.random.default_rng(seed + 1)
 
     def epoch(self) -> float:
-        from dlscratch.data import to_float
-
         xp, net, opt, b = self.xp, self.net, self.opt, self.batch_size
         order = self.rng.permutation(self.x.shape[0])
         if xp is not np:
@@ -253,7 +253,7 @@ class _OursRunner:
         for k in range(self.x.shape[0] // b):
             idx = order[k * b : (k + 1) * b]
             xb = self.x.take(idx, axis=0)  # faster than x[idx] for rows of a 2-D array
-            xb = to_float(xb) if xp is np else xp.divide(xb, 255.0, dtype=xp.float32)
+            xb = to_float(xb)  # uint8 -> float32 in [0, 1], NumPy or CuPy
             grads = net.gradient(xb, self.t[idx])
             opt.update(net.params, grads)
         _synchronize(self.device)
@@ -263,8 +263,9 @@ class _OursRunner:
         return float(self.net.last_layer.loss)
 
     def accuracy(self) -> float:
-        x = self.xp.asarray(self.x_test.astype(np.float32) / 255)
-        return self.net.accuracy(x, self.xp.asarray(self.t_test))
+        return self.net.accuracy(
+            self.xp.asarray(to_float(self.x_test)), self.xp.asarray(self.t_test)
+        )
 
 
 class _TorchRunner:
@@ -332,7 +333,7 @@ class _TorchRunner:
         torch = self.torch
         self.model.eval()
         with torch.no_grad():
-            x = torch.from_numpy(self.x_test.astype(np.float32) / 255).to(self.device)
+            x = torch.from_numpy(to_float(self.x_test)).to(self.device)
             pred = self.model(x).argmax(dim=1).cpu().numpy()
         return float((pred == self.t_test).mean())
 
@@ -427,6 +428,25 @@ class _Worker:
             self.proc.wait()
             self._stderr.close()
 
+    def kill(self) -> None:
+        """End the process if it is still running (after an error)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _spec(config, framework, batch_size, threads, device, seed, data) -> dict:
+    """What a worker process is told to train (see :func:`_worker`)."""
+    return {
+        "config": config,
+        "framework": framework,
+        "batch_size": batch_size,
+        "threads": threads,
+        "device": device,
+        "seed": seed,
+        **data,
+    }
+
 
 # ============================================================================ measurements
 def _spread(values) -> dict:
@@ -456,16 +476,9 @@ def bench_training(names, *, with_torch, rounds, warmup, threads, batch_size, de
         workers = {}
         try:
             for fw in frameworks:
-                spec = {
-                    "config": name,
-                    "framework": fw,
-                    "batch_size": batch_size,
-                    "threads": threads,
-                    "device": device,
-                    "seed": seed,
-                    **data,
-                }
-                workers[fw] = _Worker(spec, threads)
+                workers[fw] = _Worker(
+                    _spec(name, fw, batch_size, threads, device, seed, data), threads
+                )
             for _ in range(warmup):
                 for fw in frameworks:
                     workers[fw].ask("epoch")
@@ -480,9 +493,7 @@ def bench_training(names, *, with_torch, rounds, warmup, threads, batch_size, de
             peaks = {fw: workers[fw].close()["peak_rss_mib"] for fw in frameworks}
         finally:
             for w in workers.values():
-                if w.proc.poll() is None:
-                    w.proc.kill()
-                    w.proc.wait()
+                w.kill()
         entry = {"title": config["title"], "data": workers["ours"].info["data"]}
         for fw in frameworks:
             entry[fw] = {
@@ -500,24 +511,13 @@ def bench_training(names, *, with_torch, rounds, warmup, threads, batch_size, de
 
 def bench_accuracy(epochs, *, threads, batch_size, device, seed, data) -> dict:
     """Train (b) for ``epochs`` epochs in its own process; test accuracy after each."""
-    spec = {
-        "config": "b",
-        "framework": "ours",
-        "batch_size": batch_size,
-        "threads": threads,
-        "device": device,
-        "seed": seed,
-        **data,
-    }
-    worker = _Worker(spec, threads)
+    worker = _Worker(_spec("b", "ours", batch_size, threads, device, seed, data), threads)
     try:
         seconds = [worker.ask("epoch")["seconds"] for _ in range(epochs)]
         accuracy = worker.ask("accuracy")["accuracy"]
         worker.close()
     finally:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait()
+        worker.kill()
     return {"config": "b", "epochs": epochs, "test_accuracy": accuracy, "seconds": sum(seconds)}
 
 
@@ -615,13 +615,10 @@ def bench_numerical_gradient(*, quick) -> dict:
 
 
 def _meta(args, with_torch) -> dict:
-    from dlscratch import __version__
     from dlscratch.backend import blas_info
 
     meta = {
-        "dlscratch": __version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
+        **versions(),  # dlscratch, numpy, python, platform
         "machine": platform.machine(),
         "processor": _cpu_name(),
         "cpus": os.cpu_count(),

@@ -309,7 +309,7 @@ class MLPClassifier:
         self._check_fitted()
         if self.classes_.dtype.kind not in "biufUO":
             raise ValueError(f"labels of dtype {self.classes_.dtype} cannot be saved")
-        params = {**self.get_params(), "dtype": self._checked_params()["dtype"]}
+        params = {**self.get_params(), "dtype": np.dtype(self.network_.dtype).name}
         if isinstance(self.random_state, np.random.Generator):
             params["random_state"] = None  # a generator's state is not a parameter
         meta = {

@@ -28,8 +28,11 @@ def sigmoid(x):
     ``sigmoid(-1000)`` is 0.0 with no ``RuntimeWarning``.
     """
     xp = get_array_module(x)
-    x = xp.asarray(x)
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+    y = xp.asarray(x) * 0.5  # the one new array; the rest works in place (a scalar for 0-d x)
+    y = xp.tanh(y, out=y) if y.ndim else xp.tanh(y)
+    y += 1.0
+    y *= 0.5
+    return y
 
 
 def relu(x):

@@ -134,6 +134,14 @@ def gradient_check(net, x, t, *, tolerance: float = 1e-6, h: float = H) -> Gradi
     with net.frozen_state():
         numerical = net.numerical_gradient(x, t, h=h)
         backprop = net.gradient(x, t)
+    return compare_gradients(backprop, numerical, tolerance=tolerance)
+
+
+def compare_gradients(backprop, numerical, *, tolerance: float = 1e-6) -> GradientCheckResult:
+    """The verdict of :func:`gradient_check` for two gradient dicts computed already.
+
+    backprop, numerical: ``{name: array}`` with the same names and shapes.
+    """
     result = GradientCheckResult(tolerance=tolerance)
     for name, g_num in numerical.items():
         g_bp = backprop[name]

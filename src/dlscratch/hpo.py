@@ -88,7 +88,7 @@ class Distribution:
 
     def to_dict(self) -> dict:
         """A JSON-serialisable description, e.g. ``{"type": "log-uniform", "low": ..}``."""
-        return {"type": self.kind, **{k: v for k, v in vars(self).items()}}
+        return {"type": self.kind, **vars(self)}
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,6 @@ class LogUniform(Distribution):
         value = np.clip(10.0**exponent, self.low, self.high)
         return float(value) if size is None else value
 
-    def to_dict(self) -> dict:
-        return {"type": self.kind, "low": self.low, "high": self.high}
-
 
 @dataclass(frozen=True)
 class Uniform(Distribution):
@@ -156,9 +153,6 @@ class Uniform(Distribution):
         """One float (``size=None``) or an ndarray of shape ``size``."""
         value = _as_generator(rng).uniform(self.low, self.high, size)
         return float(value) if size is None else value
-
-    def to_dict(self) -> dict:
-        return {"type": self.kind, "low": self.low, "high": self.high}
 
 
 @dataclass(frozen=True)
@@ -188,9 +182,6 @@ class IntUniform(Distribution):
         """One int (``size=None``) or an int64 ndarray of shape ``size``."""
         value = _as_generator(rng).integers(self.low, self.high, size, endpoint=True)
         return int(value) if size is None else value
-
-    def to_dict(self) -> dict:
-        return {"type": self.kind, "low": self.low, "high": self.high}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ anything else (:class:`UnsafePickleError`) before it can run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -284,8 +285,14 @@ def _load(path, *, network, device, optimizer, with_optimizer: bool) -> Checkpoi
     path = resolve_model_path(path)
     with _open_npz(path) as npz:
         meta = _metadata_of(path, npz)
+        # optimizer entries are read only when wanted (Adam's doubles the file)
+        keys = [
+            key
+            for key in npz.files
+            if key != METADATA_KEY and (with_optimizer or not key.startswith(OPTIM_PREFIX))
+        ]
         try:
-            arrays = {key: npz[key] for key in npz.files if key != METADATA_KEY}
+            arrays = {key: npz[key] for key in keys}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{path}: an array entry is corrupt ({exc})") from exc
 
@@ -324,42 +331,27 @@ def load_network(path, *, device: str = "cpu"):
     return load_model(p, device=device)
 
 
-class _NpzContext:
-    """``np.load`` of an archive as a context manager, with clear errors."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.npz = None
-
-    def __enter__(self):
-        path = self.path
-        try:
-            obj = np.load(path, allow_pickle=False)
-        except (FileNotFoundError, PermissionError, IsADirectoryError):
-            raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            # NumPy's own message may suggest allow_pickle=True; we never do, so say why plainly.
-            why = "" if "pickle" in str(exc) else f" ({exc})"
-            raise ValueError(
-                f"{path} is not a dlscratch model file: it is not a readable .npz archive{why}; "
-                "dlscratch models are .npz files written by save_model or dlscratch train"
-            ) from exc
-        if not isinstance(obj, np.lib.npyio.NpzFile):
-            raise ValueError(
-                f"{path} is not a dlscratch model file: it holds a single .npy array, "
-                "not an .npz archive"
-            )
-        self.npz = obj
-        return obj
-
-    def __exit__(self, *exc_info):
-        if self.npz is not None:
-            self.npz.close()
-        return False
-
-
-def _open_npz(path: Path) -> _NpzContext:
-    return _NpzContext(path)
+@contextlib.contextmanager
+def _open_npz(path: Path):
+    """``np.load`` of an archive (closed on exit), with clear errors."""
+    try:
+        obj = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # NumPy's own message may suggest allow_pickle=True; we never do, so say why plainly.
+        why = "" if "pickle" in str(exc) else f" ({exc})"
+        raise ValueError(
+            f"{path} is not a dlscratch model file: it is not a readable .npz archive{why}; "
+            "dlscratch models are .npz files written by save_model or dlscratch train"
+        ) from exc
+    if not isinstance(obj, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{path} is not a dlscratch model file: it holds a single .npy array, "
+            "not an .npz archive"
+        )
+    with obj:
+        yield obj
 
 
 def _metadata_of(path: Path, npz) -> dict:

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 
 import numpy as np
 
 from dlscratch import backend
 from dlscratch.backend import get_array_module, to_numpy
+from dlscratch.nets import FlatDict
 
 EPS = 1e-7
 
@@ -58,6 +58,11 @@ def _check_range(name, value, low=0.0, high=None, low_inclusive=False):
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
         raise ValueError(f"Invalid {name}: {value!r} (must be a number {bound})")
     return float(value)
+
+
+def _laid_out(arrays, layout) -> bool:
+    """Whether ``arrays`` is an intact :class:`~dlscratch.nets.FlatDict` with ``layout``."""
+    return isinstance(arrays, FlatDict) and arrays.layout == layout and arrays.is_intact()
 
 
 def _check_grads(params, grads) -> None:
@@ -91,9 +96,6 @@ class Optimizer:
         self.lr = _check_range("learning rate", lr)
         self.state: dict = {slot: {} for slot in self.slots}
         self.t = 0  # number of update() calls so far
-        self._flat_state: dict = {}  # slot -> flat buffer that state[slot] arrays are views of
-        self._flat_layout = None
-        self._flat_check: tuple = ()
         self._scratch_bufs: dict = {}
 
     def update(self, params, grads) -> None:
@@ -143,57 +145,45 @@ class Optimizer:
     @staticmethod
     def _is_flat_pair(params, grads) -> bool:
         layout = getattr(params, "layout", None)
-        return (
-            layout is not None
-            and getattr(grads, "layout", None) == layout
-            and params.is_intact()
-            and grads.is_intact()
-        )
+        return layout is not None and _laid_out(params, layout) and _laid_out(grads, layout)
+
+    @property
+    def _flat_state(self) -> dict:
+        """slot -> the flat buffer behind ``state[slot]``, for the slots kept flat."""
+        return {slot: bufs.flat for slot, bufs in self.state.items() if isinstance(bufs, FlatDict)}
 
     def _flat_slots(self, params) -> dict:
         """The state of every slot as one flat buffer laid out like ``params.flat``.
 
-        ``self.state[slot][name]`` remain arrays of the parameter's shape - views
-        into that buffer - so ``state_dict`` and resuming work as before. The
-        buffers are (re)built, keeping the current values, on first use and
-        whenever the per-name arrays are no longer those views (after
-        ``load_state_dict``, ``to_device``, or for another network).
+        ``self.state[slot]`` becomes a :class:`~dlscratch.nets.FlatDict` whose
+        arrays have the parameters' shapes - views into that buffer - so
+        ``state_dict`` and resuming work as before. The buffers are (re)built,
+        keeping the current values, on first use and whenever a slot is no longer
+        such an intact FlatDict of this layout (after ``load_state_dict``,
+        ``to_device``, a copy or pickle of the optimizer, or for another network).
         """
-        if self._flat_layout == params.layout and all(
-            self.state.get(slot) is bufs
-            and len(bufs) == len(views)
-            and all(map(operator.is_, map(bufs.get, names), views))
-            for slot, bufs, names, views in self._flat_check
-        ):
-            return self._flat_state
-        xp = get_array_module(params.flat)
-        self._flat_state, check = {}, []
-        for slot in self.slots:
-            flat = backend.aligned_zeros(params.flat.shape, params.flat.dtype, xp)
-            bufs = self.state[slot]
-            for name, start, shape in params.layout:
-                view = flat[start : start + math.prod(shape)].reshape(shape)
-                old = bufs.get(name)
-                if old is not None:
-                    view[...] = xp.asarray(old)
-                bufs[name] = view
-            names = tuple(name for name, _, _ in params.layout)
-            check.append((slot, bufs, names, tuple(bufs[n] for n in names)))
-            self._flat_state[slot] = flat
-        self._flat_layout = params.layout
-        self._flat_check = tuple(check)
+        layout = params.layout
+        if not all(_laid_out(self.state[slot], layout) for slot in self.slots):
+            xp = get_array_module(params.flat)
+            for slot in self.slots:
+                flat = backend.aligned_zeros(params.flat.shape, params.flat.dtype, xp)
+                old, views = self.state[slot], []
+                for name, start, shape in layout:
+                    view = flat[start : start + math.prod(shape)].reshape(shape)
+                    if name in old:
+                        view[...] = xp.asarray(old[name])
+                    views.append((name, view))
+                self.state[slot] = FlatDict(views, flat, layout)
         return self._flat_state
 
     def _flush_subnormals(self) -> None:
         """Set float32 state smaller than FLUSH_BELOW to zero (see the module docstring)."""
-        arrays = list(self._flat_state.values()) if self._flat_check else []
-        covered = {id(v) for *_, views in self._flat_check for v in views}
         for bufs in self.state.values():
-            arrays.extend(a for a in bufs.values() if id(a) not in covered)
-        for a in arrays:
-            if a.dtype == np.float32:
-                xp = get_array_module(a)
-                xp.copyto(a, 0, where=xp.abs(a) < FLUSH_BELOW)
+            flat = isinstance(bufs, FlatDict) and bufs.is_intact()
+            for a in [bufs.flat] if flat else bufs.values():
+                if a.dtype == np.float32:
+                    xp = get_array_module(a)
+                    xp.copyto(a, 0, where=xp.abs(a) < FLUSH_BELOW)
 
     def hyperparameters(self) -> dict:
         """The constructor arguments (current values)."""

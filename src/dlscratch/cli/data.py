@@ -144,7 +144,7 @@ def render_grid(images, labels, indices, class_names, out: Path, cols: int = 8) 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from dlscratch.data.idx import atomic_write
+    from dlscratch.fileio import save_figure
 
     count = len(images)
     cols = min(cols, count)
@@ -158,9 +158,7 @@ def render_grid(images, labels, indices, class_names, out: Path, cols: int = 8) 
         ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"#{index}: {class_names[int(label)]}", fontsize=8)
     fig.tight_layout()
-    with atomic_write(out) as handle:
-        fig.savefig(handle, format="png")
-    return out
+    return save_figure(fig, out)
 
 
 def cmd_show(args) -> int:

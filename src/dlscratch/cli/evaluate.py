@@ -82,7 +82,6 @@ def model_dataset(user: dict) -> str:
 def run(args) -> int:
     from dlscratch.data import CLASS_NAMES, load_mnist
     from dlscratch.training import ClassReport, confusion_matrix, evaluate, format_confusion
-    from dlscratch.training.metrics import predict_scores
 
     net, user = load_classifier(args.model)
     dataset = args.dataset or model_dataset(user)
@@ -97,8 +96,7 @@ def run(args) -> int:
             f"the model expects {net.input_size} inputs per image, {dataset} images have "
             f"{x.shape[1]}"
         )
-    loss, accuracy = evaluate(net, x, t, batch_size=args.batch_size)
-    scores = predict_scores(net, x, batch_size=args.batch_size)
+    loss, accuracy, scores = evaluate(net, x, t, batch_size=args.batch_size, return_scores=True)
     k = scores.shape[1]
     cm = confusion_matrix(t, scores.argmax(axis=1), num_classes=k)
     report = ClassReport.from_confusion(cm)

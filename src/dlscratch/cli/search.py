@@ -37,10 +37,6 @@ from dlscratch.provenance import versions
 FILES = ("results.csv", "results.json", "search.png")
 
 
-def _lower(text: str) -> str:
-    return text.lower()
-
-
 def _lr_range(text: str):
     value = log_range(text)
     if isinstance(value, float) and value <= 0:
@@ -110,14 +106,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--activation",
-        type=_lower,
+        type=str.lower,
         choices=ACTIVATIONS,
         default="relu",
         help="hidden activation (default relu)",
     )
     model.add_argument(
         "--optimizer",
-        type=_lower,
+        type=str.lower,
         choices=tuple(OPTIMIZERS),
         default="sgd",
         help="update rule (default sgd, as in the book)",
@@ -156,7 +152,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="output folder (default runs/search-<time>); must not exist or be empty "
+        help="output folder (default runs/<time>-search); must not exist or be empty "
         "unless --overwrite",
     )
     out.add_argument(
@@ -329,16 +325,13 @@ def _range_arg(value) -> str:
 
 
 def _config(args) -> dict:
-    from dlscratch.hpo import LogUniform
-
-    def spec(v):
-        return v.to_dict() if isinstance(v, LogUniform) else {"type": "fixed", "value": v}
+    from dlscratch.hpo import _describe
 
     return {
         "trials": args.trials,
         "epochs": args.epochs,
-        "lr": spec(args.lr),
-        "weight_decay": spec(args.weight_decay),
+        "lr": _describe(args.lr),
+        "weight_decay": _describe(args.weight_decay),
         "hidden": list(args.hidden),
         "activation": args.activation,
         "optimizer": args.optimizer,

@@ -34,6 +34,7 @@ from dlscratch.cli.options import (
     unit_interval,
 )
 from dlscratch.provenance import versions
+from dlscratch.training.schedules import SCHEDULES
 
 #: Learning rates that train the default network well with each optimizer.
 DEFAULT_LR = {
@@ -45,7 +46,7 @@ DEFAULT_LR = {
     "adam": 0.001,
 }
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-SCHEDULE_NAMES = ("none", "step", "exponential", "cosine")
+SCHEDULE_NAMES = ("none", *SCHEDULES)
 
 #: Defaults of the options whose argparse default is None (so that we can tell
 #: whether they were given, which matters with --resume).
@@ -119,10 +120,6 @@ def init_method(text: str):
     return value
 
 
-def _lower(text: str) -> str:
-    return text.lower()
-
-
 # -- the parser ---------------------------------------------------------------------------------
 
 
@@ -172,7 +169,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--activation",
-        type=_lower,
+        type=str.lower,
         choices=ACTIVATIONS,
         default=None,
         help="hidden activation (default relu)",
@@ -214,7 +211,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     optim = parser.add_argument_group("optimisation")
     optim.add_argument(
         "--optimizer",
-        type=_lower,
+        type=str.lower,
         choices=tuple(OPTIMIZERS),
         default=None,
         help="update rule (default adam)",
@@ -247,7 +244,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     optim.add_argument(
         "--schedule",
-        type=_lower,
+        type=str.lower,
         choices=SCHEDULE_NAMES,
         default=None,
         help="learning-rate schedule per epoch (default none); step: x0.1 every "
@@ -298,7 +295,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     hardware.add_argument(
         "--device",
-        type=_lower,
+        type=str.lower,
         choices=("cpu", "cuda"),
         default="cpu",
         help="cpu (default, NumPy) or cuda (CuPy on an NVIDIA GPU; pip install 'dlscratch[gpu]')",
@@ -609,7 +606,7 @@ def _finish(out: Path, config: dict, data: dict, trainer, history, started: floa
     from dlscratch.functions import softmax
     from dlscratch.io import save_model
     from dlscratch.plotting import plot_confusion, plot_history, plot_misclassified
-    from dlscratch.training import confident_mistakes, confusion_matrix, evaluate, predict_scores
+    from dlscratch.training import confident_mistakes, confusion_matrix, evaluate
 
     net = trainer.network
     final = {}
@@ -618,8 +615,9 @@ def _finish(out: Path, config: dict, data: dict, trainer, history, started: floa
         if x is not None:
             final[f"{split}_loss"], final[f"{split}_acc"] = evaluate(net, x, t)
     # The test set is used once, here, after training - never for a decision.
-    final["test_loss"], final["test_acc"] = evaluate(net, data["x_test"], data["t_test"])
-    scores = predict_scores(net, data["x_test"])
+    final["test_loss"], final["test_acc"], scores = evaluate(
+        net, data["x_test"], data["t_test"], return_scores=True
+    )
     probs = softmax(scores.astype(np.float64))
     cm = confusion_matrix(data["t_test"], scores.argmax(axis=1), num_classes=10)
 

@@ -18,7 +18,6 @@ import hashlib
 import http.client
 import os
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlscratch.data.idx import DataError
-from dlscratch.fileio import default_file_mode
+from dlscratch.fileio import atomic_path
 
 __all__ = [
     "CHECKSUMS",
@@ -264,25 +263,20 @@ def download_file(
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    final = dest_dir / filename
+    final = Path(dest_dir) / filename
     failures: list[tuple[str, str]] = []
     bad_content = False
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         for attempt in range(retries + 1):
-            fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
-            os.close(fd)
-            tmp = Path(tmp_name)
             try:
-                _fetch(url, tmp, timeout=timeout, progress=progress, desc=filename)
-                try:
-                    verify_bytes(tmp.read_bytes(), filename, checksum)
-                except DataError as exc:
-                    raise _BadContent(str(exc)) from None
-                os.chmod(tmp, default_file_mode())
-                os.replace(tmp, final)
+                # creates dest_dir; the .part file is removed unless fetched and verified
+                with atomic_path(final, suffix=".part") as tmp:
+                    _fetch(url, tmp, timeout=timeout, progress=progress, desc=filename)
+                    try:
+                        verify_bytes(tmp.read_bytes(), filename, checksum)
+                    except DataError as exc:
+                        raise _BadContent(str(exc)) from None
                 return final
             except _BadContent as exc:
                 bad_content = True
@@ -293,9 +287,6 @@ def download_file(
                 if not _transient(exc) or attempt == retries:
                     break
                 time.sleep(backoff * 2**attempt)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
     lines = "\n".join(f"  {url}: {reason}" for url, reason in failures) or "  (no mirrors given)"
     if bad_content:
         raise ChecksumError(

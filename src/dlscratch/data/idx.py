@@ -29,6 +29,7 @@ __all__ = [
     "DataNotFoundError",
     "IDX_DTYPES",
     "atomic_write",
+    "decompress_idx",
     "parse_idx",
     "read_idx",
     "read_idx_bytes",
@@ -90,8 +91,15 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     OSError
         The file cannot be opened.
     """
-    path = Path(path)
-    data = path.read_bytes()
+    return decompress_idx(Path(path).read_bytes(), path)
+
+
+def decompress_idx(data: bytes, path: str | os.PathLike) -> bytes:
+    """Gunzip ``data``, the content of the file ``path``, when its name ends in ``.gz``.
+
+    For callers that need the file's own bytes too (to hash them, say), so the
+    file is read only once. Raises :class:`DataError` like :func:`read_idx_bytes`.
+    """
     if not _is_gzip_name(path):
         return data
     if not data.startswith(_GZIP_MAGIC):

@@ -41,9 +41,16 @@ from dlscratch.data.download import (
     FILENAMES,
     ChecksumError,
     DownloadError,
+    _md5,
     download_dataset,
 )
-from dlscratch.data.idx import DataError, DataNotFoundError, atomic_write, parse_idx, read_idx_bytes
+from dlscratch.data.idx import (
+    DataError,
+    DataNotFoundError,
+    atomic_write,
+    decompress_idx,
+    parse_idx,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -81,6 +88,8 @@ IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
 _CACHE_VERSION = 1
+# what a usable sidecar holds besides "version" and "sources"
+_SIDECAR_KEYS = {"raw_md5", "file_md5", "checksum", "arrays"}
 # cached array name -> source file key in FILENAMES
 _ARRAY_SOURCES = {
     "x_train": "train_images",
@@ -244,10 +253,6 @@ def locate_dataset(
 # ----------------------------------------------------------------------------- parsing
 
 
-def _md5(data) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def _checksum_status(dataset: str, key: str, path: Path, raw_md5: str, file_md5: str) -> str:
     """``"ok"``, ``"mismatch"`` or ``"unknown"`` for one source file."""
     expected = CHECKSUMS.get(dataset, {}).get(FILENAMES[key])
@@ -292,17 +297,18 @@ def _parse_sources(location: DatasetLocation) -> tuple[dict[str, np.ndarray], di
     arrays, raw_md5, file_md5 = {}, {}, {}
     for name, key in _ARRAY_SOURCES.items():
         path = location.files[key]
-        raw = read_idx_bytes(path)
+        data = path.read_bytes()  # read once: hashed as is and decompressed
+        raw = decompress_idx(data, path)
         arrays[name] = parse_idx(raw, path)
         raw_md5[key] = _md5(raw)
-        file_md5[key] = _md5(path.read_bytes()) if path.name.endswith(".gz") else raw_md5[key]
+        file_md5[key] = raw_md5[key] if raw is data else _md5(data)
         status = _checksum_status(location.dataset, key, path, raw_md5[key], file_md5[key])
         if status == "mismatch":
             expected = CHECKSUMS[location.dataset][FILENAMES[key]].raw
             warnings.warn(
                 f"{path}: MD5 of the decompressed data is {raw_md5[key]}, but the published "
                 f"{location.dataset} file has {expected}; the data differs from the original",
-                stacklevel=4,
+                stacklevel=5,  # _build_and_cache, _load_arrays, the public function, its caller
             )
     for split in ("train", "test"):
         _check_images(arrays[f"x_{split}"], location.files[f"{split}_images"])
@@ -316,12 +322,15 @@ def _parse_sources(location: DatasetLocation) -> tuple[dict[str, np.ndarray], di
 # ----------------------------------------------------------------------------- array cache
 
 
+def _file_stat(path) -> dict:
+    """What identifies a source file's version: resolved path, size, modification time."""
+    path = Path(path)
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _source_stats(location: DatasetLocation) -> dict[str, dict]:
-    stats = {}
-    for key, path in location.files.items():
-        st = path.stat()
-        stats[key] = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    return stats
+    return {key: _file_stat(path) for key, path in location.files.items()}
 
 
 def _cache_entry(dataset: str, stats: dict) -> Path:
@@ -341,7 +350,7 @@ def _read_meta(entry: Path, stats: dict) -> dict | None:
         return None
     if not isinstance(meta, dict) or meta.get("version") != _CACHE_VERSION:
         return None
-    if meta.get("sources") != stats:
+    if meta.get("sources") != stats or not _SIDECAR_KEYS <= meta.keys():
         return None
     return meta
 
@@ -389,15 +398,7 @@ def _prune_stale(entry: Path, dataset: str) -> None:
             continue
         try:
             sources = json.loads((other / "meta.json").read_text())["sources"]
-            current = {
-                key: {
-                    "path": s["path"],
-                    "size": Path(s["path"]).stat().st_size,
-                    "mtime_ns": Path(s["path"]).stat().st_mtime_ns,
-                }
-                for key, s in sources.items()
-            }
-            stale = current != sources
+            stale = {key: _file_stat(s["path"]) for key, s in sources.items()} != sources
         except (OSError, ValueError, KeyError, TypeError):
             stale = True
         if stale:
@@ -428,12 +429,18 @@ def _build_and_cache(location: DatasetLocation, stats: dict, entry: Path):
     return arrays, meta
 
 
-def _load_arrays(dataset, data_dir, *, download=True, progress=True):
-    """Raw uint8 arrays ``x_train, t_train, x_test, t_test``, their sidecar and location."""
+def _load_arrays(dataset, data_dir, *, download=True, progress=True, need_arrays=True):
+    """Raw uint8 arrays ``x_train, t_train, x_test, t_test``, their sidecar and location.
+
+    With ``need_arrays=False`` a valid sidecar is returned with ``None`` for the
+    arrays, without reading (and CRC-checking) the cached ``.npy`` files.
+    """
     location = locate_dataset(dataset, data_dir, download=download, progress=progress)
     stats = _source_stats(location)
     entry = _cache_entry(location.dataset, stats)
     meta = _read_meta(entry, stats)
+    if meta is not None and not need_arrays:
+        return None, meta, location
     if meta is not None:
         try:
             return _read_cached_arrays(entry, meta), meta, location
@@ -515,11 +522,7 @@ def dataset_checksum(dataset: str = "mnist", data_dir=None, *, download: bool = 
     files, so it does not depend on gzip wrapping or file location. Read from
     the cache sidecar when valid (a few stat calls), computed otherwise.
     """
-    location = locate_dataset(dataset, data_dir, download=download)
-    stats = _source_stats(location)
-    meta = _read_meta(_cache_entry(location.dataset, stats), stats)
-    if meta is None or "checksum" not in meta:
-        _, meta, _ = _load_arrays(location.dataset, location.folder, download=False)
+    _, meta, _ = _load_arrays(dataset, data_dir, download=download, need_arrays=False)
     return str(meta["checksum"])
 
 
@@ -537,7 +540,7 @@ def dataset_info(dataset: str = "mnist", data_dir=None, *, download: bool = Fals
         :func:`dataset_checksum`) and ``cache`` (the array cache folder).
     """
     arrays, meta, location = _load_arrays(dataset, data_dir, download=download)
-    stats = _source_stats(location)
+    stats = meta["sources"]  # what _load_arrays checked the cache against
     files = {}
     for name, key in _ARRAY_SOURCES.items():
         path = location.files[key]

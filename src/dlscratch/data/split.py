@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from dlscratch.data.batching import as_rng
+from dlscratch.data.batching import _check_pair, as_rng
 
 __all__ = ["shuffle_dataset", "train_val_split"]
 
@@ -25,9 +25,7 @@ def shuffle_dataset(x, t, rng=None) -> tuple[np.ndarray, np.ndarray]:
     x_shuffled, t_shuffled : numpy.ndarray
         Same shapes and dtypes as the inputs.
     """
-    if len(x) != len(t):
-        raise ValueError(f"x and t differ in length: {len(x)} samples vs {len(t)} labels")
-    order = as_rng(rng).permutation(len(x))
+    order = as_rng(rng).permutation(_check_pair(x, t))
     return x[order], t[order]
 
 
@@ -86,9 +84,7 @@ def train_val_split(
         Arrays of ``N - V`` and ``V`` samples, dtypes unchanged. With
         ``shuffle=True`` they are new arrays; without, views of the inputs.
     """
-    if len(x) != len(t):
-        raise ValueError(f"x and t differ in length: {len(x)} samples vs {len(t)} labels")
-    count = _val_count(len(x), val_fraction, val_size)
+    count = _val_count(_check_pair(x, t), val_fraction, val_size)
     if stratify:
         val, train = _stratified_indices(t, count, as_rng(rng))
         return (x[train], t[train]), (x[val], t[val])

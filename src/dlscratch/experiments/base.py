@@ -386,12 +386,9 @@ def format_summary(manifest: dict, out_dir=None) -> str:
 # -- plotting -------------------------------------------------------------------------------------
 def pyplot():
     """matplotlib.pyplot on the Agg backend (imported only when an experiment draws)."""
-    import matplotlib
+    from dlscratch.plotting import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _pyplot()
 
 
 def smooth_curve(x, window: int = 11, beta: float = 2.0):

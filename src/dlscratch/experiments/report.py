@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from dlscratch import fileio
-from dlscratch.experiments.base import MANIFEST, fmt
+from dlscratch.experiments.base import MANIFEST, fmt, load_manifest
 
 INDEX = "index.html"
 
@@ -118,10 +118,9 @@ def build_report(out, failures: dict | None = None, names=None) -> Path:
     names = list(names) if names is not None else list(EXPERIMENTS)
     manifests = {}
     for name in names:
-        path = out / name / MANIFEST
-        if path.is_file() and name not in failures:
+        if (out / name / MANIFEST).is_file() and name not in failures:
             try:
-                manifests[name] = json.loads(path.read_text(encoding="utf-8"))
+                manifests[name] = load_manifest(out / name)
             except (OSError, ValueError) as exc:
                 failures[name] = f"unreadable {MANIFEST}: {exc}"
     done = sum(1 for n in names if n in manifests)

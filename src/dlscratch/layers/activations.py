@@ -8,6 +8,7 @@ its input or ``dout``.
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
+from dlscratch.functions import sigmoid
 from dlscratch.layers.base import Layer
 
 
@@ -54,13 +55,8 @@ class Sigmoid(Layer):
         self.out = None
 
     def forward(self, x, *, train: bool = False):
-        xp = get_array_module(x)
-        y = x * 0.5
-        xp.tanh(y, out=y)
-        y += 1.0
-        y *= 0.5
-        self.out = y
-        return y
+        self.out = sigmoid(x)
+        return self.out
 
     def backward(self, dout):
         y = self.out

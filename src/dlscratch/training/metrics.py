@@ -36,7 +36,7 @@ def predict_scores(network, x, batch_size: int = 1000) -> np.ndarray:
     return np.concatenate(out) if out else np.empty((0, 0), dtype)
 
 
-def evaluate(network, x, t, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(network, x, t, batch_size: int = 1000, *, return_scores: bool = False):
     """Mean loss (with the weight-decay penalty, as ``network.loss``) and accuracy, in batches.
 
     Parameters
@@ -47,10 +47,14 @@ def evaluate(network, x, t, batch_size: int = 1000) -> tuple[float, float]:
     t : ndarray (N,) integer labels or (N, C) one-hot
     batch_size : int
         Rows per forward pass (bounds memory).
+    return_scores : bool
+        Also return the scores (N, C) as a NumPy array - what :func:`predict_scores`
+        gives - from the same forward passes.
 
     Returns
     -------
     (loss, accuracy) : tuple of float
+        ``(loss, accuracy, scores)`` with ``return_scores=True``.
     """
     n = len(x)
     if n == 0:
@@ -62,6 +66,7 @@ def evaluate(network, x, t, batch_size: int = 1000) -> tuple[float, float]:
     labels = class_labels(t)
     total_loss = 0.0
     correct = 0
+    kept = []
     for s in range(0, n, batch_size):
         xb = as_input_batch(x[s : s + batch_size], dtype, device)
         tb = labels[s : s + batch_size]
@@ -70,7 +75,10 @@ def evaluate(network, x, t, batch_size: int = 1000) -> tuple[float, float]:
         scores = network.predict(xb)
         total_loss += network.last_layer.forward(scores, tb) * len(tb)
         correct += int((scores.argmax(axis=1) == tb).sum())
-    return total_loss / n + network.weight_decay_loss(), correct / n
+        if return_scores:
+            kept.append(to_numpy(scores))
+    loss, accuracy = total_loss / n + network.weight_decay_loss(), correct / n
+    return (loss, accuracy, np.concatenate(kept)) if return_scores else (loss, accuracy)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:

@@ -246,15 +246,17 @@ class Trainer:
         dtype = np.dtype(net.dtype)
         device = getattr(net, "device", "cpu")
         if device != "cpu":
-            # The whole training set goes to the GPU once (still uint8: 47 MB for MNIST);
-            # batches are then gathered and converted there, with no copy per step.
+            # The whole training set goes to the GPU once (still uint8: 47 MB for MNIST),
+            # the epoch's indices once per epoch; batches are then gathered and converted
+            # there, with no copy per step.
             x, t = self._training_data_on(device)
+            batches = _indices_on(batches, device)
         uint8 = x.dtype == np.uint8
         decay = bool(getattr(net, "weight_decay_lambda", 0))
         step_hooks = [cb.on_step_end for cb in self.callbacks if cb.wants_step_end]
         losses = self.history.losses
         for k in range(self.step_in_epoch, len(batches)):
-            idx = batches[k] if device == "cpu" else to_device(batches[k], device)
+            idx = batches[k]
             xb = x[idx]
             tb = t[idx]
             if uint8:
@@ -529,6 +531,15 @@ def _as_callback(cb) -> Callback:
     if callable(cb):
         return LambdaCallback(on_epoch_end=cb)
     raise TypeError(f"callbacks must be Callback instances or callables, got {type(cb).__name__}")
+
+
+def _indices_on(batches, device: str):
+    """An epoch's index batches (see ``Trainer._epoch_batches``) copied to ``device`` at once."""
+    if isinstance(batches, np.ndarray):  # 'random' sampling: one (steps, batch_size) array
+        return to_device(batches, device)
+    flat = to_device(np.concatenate(batches), device)
+    ends = np.cumsum([len(b) for b in batches])
+    return [flat[end - len(b) : end] for b, end in zip(batches, ends)]
 
 
 def _arrays_path(path: Path) -> Path:
