@@ -144,14 +144,21 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(monkeypatc
     monkeypatch.setattr(split, "train_val_split", recording_split)
     options = {"hidden_layer_sizes": (200,), "learning_rate_init": 0.01, "batch_size": 20}
     est = MLPClassifier(
-        **options, max_iter=100, early_stopping=True, validation_fraction=0.25, dtype="float64"
+        **options,
+        max_iter=100,
+        early_stopping=True,
+        validation_fraction=0.25,
+        dtype="float64",
+        random_state=0,  # fixed, so the last epoch is known to score below the best one
     )
     est.fit(X, y)
     assert est.n_iter_ < 100 and est.history_.stopped_early
     best = est.best_validation_score_
     assert best == max(est.validation_scores_) and len(est.validation_scores_) == est.n_iter_
     assert est.n_iter_ == est.history_.best_epoch + 5
-    assert est.validation_scores_[-1] < best  # the last epoch was worse ...
+    later = est.validation_scores_[est.history_.best_epoch :]  # best_epoch counts from 1
+    assert len(later) == 5 and max(later) <= best  # no later epoch improved on the best ...
+    assert est.validation_scores_[-1] < best  # ... the last one was worse ...
     (x_val, t_val) = held_out[0]
     assert len(x_val) == 100
     assert est.network_.accuracy(x_val, t_val) == best  # ... and its weights were replaced
