@@ -144,6 +144,7 @@ def test_every_mirror_failing_lists_each_failure(tmp_path, mirror, refused_url):
         fetch([refused_url, mirror.url("missing")], tmp_path, retries=1)
     message = str(info.value)
     assert refused_url + NAME in message and "unreachable" in message
+    assert message.count(refused_url + NAME) == 1 and "(2 attempts)" in message
     assert "HTTP 404" in message
     assert len(info.value.failures) == 3  # refused twice (one retry), 404 once
     assert not list(tmp_path.iterdir())

@@ -287,12 +287,27 @@ def download_file(
                 if not _transient(exc) or attempt == retries:
                     break
                 time.sleep(backoff * 2**attempt)
-    lines = "\n".join(f"  {url}: {reason}" for url, reason in failures) or "  (no mirrors given)"
+    lines = _failure_lines(failures)
     if bad_content:
         raise ChecksumError(
             f"{filename}: no mirror served a file that passes verification:\n{lines}", failures
         )
     raise DownloadError(f"{filename}: download failed from every mirror:\n{lines}", failures)
+
+
+def _failure_lines(failures) -> str:
+    """One line per mirror and reason; repeated attempts with the same outcome are counted."""
+    counted: list[list] = []
+    for url, reason in failures:
+        if counted and counted[-1][:2] == [url, reason]:
+            counted[-1][2] += 1
+        else:
+            counted.append([url, reason, 1])
+    lines = [
+        f"  {url}: {reason}" + (f" ({times} attempts)" if times > 1 else "")
+        for url, reason, times in counted
+    ]
+    return "\n".join(lines) or "  (no mirrors given)"
 
 
 def download_dataset(
