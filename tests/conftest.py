@@ -12,3 +12,19 @@ matplotlib.use("Agg")
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def sigint_default():
+    """SIGINT raises KeyboardInterrupt during the test, as in an interactive run.
+
+    A test process started in the background inherits SIGINT as *ignored*; tests
+    that send themselves a Ctrl-C need Python's usual handler. Restored afterwards.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -195,7 +195,9 @@ def _interrupt_at(monkeypatch, step):
     monkeypatch.setattr(train_cli, "_callbacks", with_interrupt)
 
 
-def test_ctrl_c_exits_130_and_resume_gives_the_uninterrupted_result(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_exits_130_and_resume_gives_the_uninterrupted_result(
+    tmp_path, capsys, monkeypatch, sigint_default
+):
     opts = [*SMALL, "--epochs", "3", "--dropout", "0.1", "--batchnorm", "--schedule", "cosine"]
     assert main(["train", *opts, "--out", str(tmp_path / "straight")]) == 0
 
@@ -231,6 +233,8 @@ def test_a_real_ctrl_c_in_a_separate_process(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Python's usual Ctrl-C handling even when the tests run in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in proc.stdout:

@@ -189,7 +189,7 @@ def test_resume_after_one_epoch_equals_an_uninterrupted_run(tmp_path):
     assert resumed.optimizer.t == 3 * 13
 
 
-def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(tmp_path):
+def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(tmp_path, sigint_default):
     make, data = _resume_setup(tmp_path)
     straight = make()
     Trainer(straight, Momentum(0.05), *data, epochs=3, batch_size=32, rng=2).fit()
@@ -220,6 +220,35 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_resume_is_exact(tmp_path):
     assert (resumed.epoch, resumed.step, resumed.step_in_epoch) == (1, 20, 7)
     resumed.fit()
     assert params_equal(straight, resumed.network)
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path):
+    """A run started in the background (SIGINT ignored) is not stopped by one, nor re-armed."""
+    make, data = _resume_setup(tmp_path)
+    seen = []
+
+    def interrupt(logs):
+        if logs["step"] == 5:
+            seen.append(signal.getsignal(signal.SIGINT))
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer = Trainer(
+            make(),
+            SGD(0.1),
+            *data,
+            epochs=2,
+            batch_size=32,
+            rng=2,
+            callbacks=[LambdaCallback(on_step_end=interrupt)],
+        )
+        trainer.fit()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIG_IGN]  # no handler of ours was installed
+    assert trainer.epoch == 2 and trainer.step == 26  # the run went to its end
 
 
 def test_resume_refuses_other_data(tmp_path):

@@ -84,7 +84,8 @@ class Trainer:
     handle_interrupt : bool
         Catch Ctrl-C (in the main thread): finish the current step, let the
         callbacks save a checkpoint, then raise :class:`TrainingInterrupted`.
-        A second Ctrl-C interrupts at once.
+        A second Ctrl-C interrupts at once. Where SIGINT is ignored (a process
+        started in the background or under ``nohup``) it stays ignored.
 
     Attributes
     ----------
@@ -312,7 +313,12 @@ class Trainer:
     @contextlib.contextmanager
     def _sigint_guard(self):
         self._interrupted = False
-        if not self.handle_interrupt or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.handle_interrupt
+            or threading.current_thread() is not threading.main_thread()
+            # Ignored, as for a process started in the background or under nohup: keep it so.
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ):
             yield
             return
 
