@@ -1,5 +1,7 @@
 """Shared fixtures: a seeded generator; headless plotting; the data location (shared_data)."""
 
+import signal
+
 import matplotlib
 import numpy as np
 import pytest
@@ -21,8 +23,6 @@ def sigint_default():
     A test process started in the background inherits SIGINT as *ignored*; tests
     that send themselves a Ctrl-C need Python's usual handler. Restored afterwards.
     """
-    import signal
-
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield

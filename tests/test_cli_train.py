@@ -226,15 +226,19 @@ def test_ctrl_c_exits_130_and_resume_gives_the_uninterrupted_result(
 def test_a_real_ctrl_c_in_a_separate_process(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "dlscratch.cli", "train", "--limit", "2000", "--epochs", "200"]
+    # `python -m dlscratch.cli`, with Python's usual Ctrl-C handling even when the tests
+    # run in the background (which starts every child with SIGINT ignored)
+    entry = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('dlscratch.cli', run_name='__main__', alter_sys=True)"
+    )
+    cmd = [sys.executable, "-c", entry, "train", "--limit", "2000", "--epochs", "200"]
     proc = subprocess.Popen(
         [*cmd, "--no-progress", "--out", str(run)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        # Python's usual Ctrl-C handling even when the tests run in the background
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in proc.stdout:

@@ -156,9 +156,7 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(monkeypatc
     best = est.best_validation_score_
     assert best == max(est.validation_scores_) and len(est.validation_scores_) == est.n_iter_
     assert est.n_iter_ == est.history_.best_epoch + 5
-    later = est.validation_scores_[est.history_.best_epoch :]  # best_epoch counts from 1
-    assert len(later) == 5 and max(later) <= best  # no later epoch improved on the best ...
-    assert est.validation_scores_[-1] < best  # ... the last one was worse ...
+    assert est.validation_scores_[-1] < best  # the last epoch was worse ...
     (x_val, t_val) = held_out[0]
     assert len(x_val) == 100
     assert est.network_.accuracy(x_val, t_val) == best  # ... and its weights were replaced

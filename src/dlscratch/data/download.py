@@ -16,6 +16,7 @@ import contextlib
 import gzip
 import hashlib
 import http.client
+import itertools
 import os
 import socket
 import time
@@ -297,16 +298,10 @@ def download_file(
 
 def _failure_lines(failures) -> str:
     """One line per mirror and reason; repeated attempts with the same outcome are counted."""
-    counted: list[list] = []
-    for url, reason in failures:
-        if counted and counted[-1][:2] == [url, reason]:
-            counted[-1][2] += 1
-        else:
-            counted.append([url, reason, 1])
-    lines = [
-        f"  {url}: {reason}" + (f" ({times} attempts)" if times > 1 else "")
-        for url, reason, times in counted
-    ]
+    lines = []
+    for (url, reason), attempts in itertools.groupby(failures):
+        times = len(list(attempts))
+        lines.append(f"  {url}: {reason}" + (f" ({times} attempts)" if times > 1 else ""))
     return "\n".join(lines) or "  (no mirrors given)"
 
 

@@ -5,7 +5,7 @@ from dlscratch.layers.affine import Affine
 from dlscratch.layers.arithmetic import AddLayer, MulLayer
 from dlscratch.layers.base import Layer
 from dlscratch.layers.dropout import Dropout
-from dlscratch.layers.losses import IdentityWithLoss, SigmoidWithLoss, SoftmaxWithLoss
+from dlscratch.layers.losses import IdentityWithLoss, LossLayer, SigmoidWithLoss, SoftmaxWithLoss
 from dlscratch.layers.normalization import BatchNormalization
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Dropout",
     "IdentityWithLoss",
     "Layer",
+    "LossLayer",
     "MulLayer",
     "Relu",
     "Sigmoid",

@@ -6,7 +6,23 @@ from dlscratch.backend import get_array_module
 from dlscratch.functions import as_class_labels, sigmoid, softmax_cross_entropy_labels
 
 
-class SoftmaxWithLoss:
+class LossLayer:
+    """Base of the output layers: ``forward(x, t) -> float`` and ``backward(dout=1) -> dx``.
+
+    A loss layer has no parameters; the empty ``params``/``grads``/``buffers``
+    let a network treat it like any other layer.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.buffers: dict = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SoftmaxWithLoss(LossLayer):
     """Softmax followed by cross-entropy, fused (section 5.6.3 of the book).
 
     ``forward(x, t)``: x are scores (N, C); t are one-hot labels (N, C) or
@@ -18,9 +34,7 @@ class SoftmaxWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
-        self.buffers: dict = {}
+        super().__init__()
         self.y = None
         self.labels = None
         self.loss = None
@@ -38,11 +52,8 @@ class SoftmaxWithLoss:
         dx[xp.arange(n), self.labels] -= scale
         return dx
 
-    def __repr__(self) -> str:
-        return "SoftmaxWithLoss()"
 
-
-class IdentityWithLoss:
+class IdentityWithLoss(LossLayer):
     """Identity output with the book's squared error, for regression.
 
     ``forward(x, t)`` returns ``0.5 * sum((x - t)**2) / N`` (x, t: (N, K));
@@ -50,9 +61,7 @@ class IdentityWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
-        self.buffers: dict = {}
+        super().__init__()
         self.y = None
         self.t = None
 
@@ -67,11 +76,8 @@ class IdentityWithLoss:
     def backward(self, dout=1.0):
         return (self.y - self.t) * (dout / self.y.shape[0])
 
-    def __repr__(self) -> str:
-        return "IdentityWithLoss()"
 
-
-class SigmoidWithLoss:
+class SigmoidWithLoss(LossLayer):
     """Sigmoid followed by binary cross-entropy, fused: the output layer for yes/no questions.
 
     The book pairs softmax with cross-entropy for classes and notes that a single
@@ -88,9 +94,7 @@ class SigmoidWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
-        self.buffers: dict = {}
+        super().__init__()
         self.y = None
         self.t = None
         self.loss = None
@@ -121,6 +125,3 @@ class SigmoidWithLoss:
 
     def backward(self, dout=1.0):
         return (self.y - self.t) * (dout / self.y.shape[0])
-
-    def __repr__(self) -> str:
-        return "SigmoidWithLoss()"
