@@ -149,10 +149,14 @@ def test_params_and_grads_are_views_of_flat_buffers(rng):
         assert p.ctypes.data % 64 == 0, name  # every array starts on a cache line
     net.flat_params[:] = 0.5  # one write reaches every layer
     assert np.all(net.layers["Affine2"].params["W"] == 0.5)
-    grads = net.gradient(x, t)
+    grads = net.gradient(x, t, reuse=True)  # the Trainer's fast path: the network's buffers
     assert isinstance(grads, FlatDict) and list(grads) == list(net.params)
     for name, g in grads.items():
         assert g.dtype == np.float32 and np.shares_memory(g, net.flat_grads), name
+    owned = net.gradient(x, t)  # the default: arrays the caller owns
+    for name, g in owned.items():
+        assert not np.shares_memory(g, net.flat_grads), name
+        np.testing.assert_array_equal(g, grads[name])
     # the first layer skips the gradient with respect to the data
     assert net.layers["Affine1"].input_grad is False
     assert net.layers["Affine1"].backward(np.ones((8, 5), np.float32)) is None
@@ -188,17 +192,58 @@ def test_flat_update_equals_per_array_update(name, rng):
             np.testing.assert_array_equal(state_fast["state"][slot][k], a)
 
 
-def test_replacing_a_parameter_falls_back_to_per_array_updates(rng):
+def test_assigning_a_parameter_writes_into_the_live_network(rng, tmp_path):
+    from dlscratch.io import load_model, save_model
+
     net = MultiLayerNet(6, [5], 3, rng=0)
     opt = Adam(lr=0.1)
     x, t = _batch(rng)
+    new_w = rng.standard_normal((6, 5))  # float64: cast to the network's float32
+    net.params["W1"] = new_w
+    assert net.params.is_intact()
+    np.testing.assert_array_equal(net.layers["Affine1"].params["W"], new_w.astype(np.float32))
+    fresh = MultiLayerNet(6, [5], 3, rng=0)
+    fresh.layers["Affine1"].params["W"][...] = new_w
+    np.testing.assert_array_equal(net.predict(x), fresh.predict(x))  # predict sees it
+    before = net.params["W1"].copy()
     opt.update(net.params, net.gradient(x, t))
-    net.params["b2"] = net.params["b2"].copy()  # no longer a view of the flat buffer
-    assert not net.params.is_intact()
-    before = net.params["b2"].copy()
-    grads = net.gradient(x, t)
-    opt.update(net.params, grads)
-    assert not np.array_equal(net.params["b2"], before)  # still updated
+    assert not np.array_equal(net.layers["Affine1"].params["W"], before)  # training sees it
+    np.testing.assert_array_equal(net.state_dict()["W1"], net.layers["Affine1"].params["W"])
+    save_model(tmp_path / "m.npz", net)
+    np.testing.assert_array_equal(load_model(tmp_path / "m.npz").predict(x), net.predict(x))
+
+
+@pytest.mark.parametrize(
+    "name, value, error, message",
+    [
+        ("W1", np.zeros((5, 6)), ValueError, r"shape \(6, 5\).*shape \(5, 6\)"),
+        ("W1", np.full((6, 5), np.nan), ValueError, "NaN or infinity"),
+        ("W1", np.full((6, 5), 1e300), ValueError, "after the cast to float32"),
+        ("W1", np.zeros((6, 5), complex), TypeError, "real numbers"),
+        ("W9", np.zeros((6, 5)), KeyError, "no parameter 'W9'"),
+    ],
+)
+def test_assigning_a_bad_parameter_is_refused_and_changes_nothing(name, value, error, message):
+    net = MultiLayerNet(6, [5], 3, rng=0)
+    before = net.state_dict()
+    with pytest.raises(error, match=message):
+        net.params[name] = value
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_gradients_from_two_calls_are_independent(rng):
+    net = MultiLayerNet(6, [5], 3, rng=0)
+    (x1, t1), (x2, t2) = _batch(rng), _batch(rng)
+    g1 = net.gradient(x1, t1)
+    kept = {k: v.copy() for k, v in g1.items()}
+    g2 = net.gradient(x2, t2)
+    assert g1 is not g2
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], kept[k])  # the second call changed nothing
+    total = {k: g1[k] + g2[k] for k in g1}  # accumulating over batches works
+    for k in total:
+        np.testing.assert_allclose(total[k], kept[k] + g2[k])
 
 
 def test_python_and_numpy_scalars_keep_float32(rng):

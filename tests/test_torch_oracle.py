@@ -670,3 +670,52 @@ def test_nesterov_book_variant_has_torchs_terminal_velocity():
         close(d_t, -lr * g[k] / (1 - m), rtol=1e-8, atol=1e-12)
     # ...but the positions differ by the accumulated transient
     assert not np.allclose(h_dl[-1]["W"], h_t[-1]["W"], rtol=1e-6)
+
+
+# -- registered additions: AdamW and LeakyReLU ------------------------------------------------
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["dicts", "flat"])
+def test_adamw_equals_torch_adamw_with_decay_on_weights_only(flat):
+    """AdamW = Adam's step (with the eps correction above) after W <- W (1 - lr * wd).
+
+    In torch the bias gets ``weight_decay=0`` through its own parameter group: dlscratch
+    decays parameters named W only.
+    """
+    from dlscratch.optim.adamw import AdamW
+
+    A, c, start = _quadratic(seed=18)
+    lr, b1, b2, eps, wd = 0.05, 0.9, 0.999, 1e-7, 0.3
+    grad = quadratic_grad(A, c)
+
+    def make_torch(p):
+        groups = [{"params": [p[0]], "weight_decay": wd}, {"params": [p[1]], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2), eps=eps)
+
+    def schedule_eps(opt, t):
+        for group in opt.param_groups:
+            group["eps"] = eps / math.sqrt(1.0 - b2**t)
+
+    h_dl = run_dlscratch(AdamW(lr=lr, beta1=b1, beta2=b2, weight_decay=wd), 10, grad, start,
+                         flat=flat)
+    h_t = run_torch(make_torch, 10, grad, start, before_step=schedule_eps)
+    assert_same_history(h_dl, h_t)
+    h_adam = run_dlscratch(Adam(lr=lr, beta1=b1, beta2=b2), 10, grad, start, flat=flat)
+    assert not np.allclose(h_dl[-1]["W"], h_adam[-1]["W"])  # the decay did something
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.2])
+def test_leaky_relu_matches_torch(alpha):
+    from dlscratch.layers.leaky_relu import LeakyReLU
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(scale=2.0, size=(6, 5))
+    dout = rng.normal(size=x.shape)
+    layer = LeakyReLU(alpha=alpha)
+    out = layer.forward(x.copy())
+    dx = layer.backward(dout.copy())
+    xt = T(x, True)
+    yt = torch.nn.LeakyReLU(negative_slope=alpha)(xt)
+    yt.backward(T(dout))
+    close(out, N(yt))
+    close(dx, N(xt.grad))

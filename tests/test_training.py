@@ -16,6 +16,7 @@ from dlscratch.training import (
     Callback,
     Checkpoint,
     CosineLR,
+    DivergedError,
     EarlyStopping,
     History,
     LambdaCallback,
@@ -178,7 +179,7 @@ def test_resume_after_one_epoch_equals_an_uninterrupted_run(tmp_path):
     )
     first.fit()
     ck = tmp_path / "checkpoint.npz"
-    assert ck.is_file() and (tmp_path / "checkpoint.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]  # one file
     resumed = Trainer.resume(ck, *data, epochs=3)
     assert (resumed.epoch, resumed.step) == (1, 13)
     hist2 = resumed.fit()
@@ -277,7 +278,8 @@ def test_checkpoint_is_a_loadable_model_file_with_trainer_state(tmp_path):
     assert (state["epoch"], state["step"], state["step_in_epoch"]) == (2, 12, 0)
     assert state["config"]["batch_size"] == 100
     json.dumps(state["rng_state"])  # the generator state is plain JSON
-    assert len(state["history"]["losses"]) == 12
+    with np.load(tmp_path / "checkpoint.npz") as npz:  # the per-step losses: an entry
+        assert len(npz[state["history"]["losses"]["__array__"]]) == 12
     assert params_equal(load_model(tmp_path / "checkpoint.npz"), net)
 
 
@@ -343,12 +345,33 @@ def test_a_diverging_run_stops_with_the_step_number_and_a_hint():
         trainer.fit()
     err = info.value
     assert isinstance(err, ValueError)
-    assert not math.isfinite(err.loss)
+    # the clipped cross-entropy stays finite (4e17 here): caught as divergence, not as NaN
+    assert isinstance(err, DivergedError) and err.cause == "learning rate"
+    assert err.loss > 10 * math.log(10)
     # the bad step is reported 1-based, and its update was not applied
     assert err.step == trainer.step + 1 == len(trainer.history.losses) + 1
     assert f"step {err.step}" in str(err) and "lower the learning rate" in str(err)
     assert "1e+06" in str(err)
     assert all(np.isfinite(p).all() for p in net.params.values())
+
+
+def test_a_diverging_weight_decay_is_named_as_the_cause():
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 784), dtype=np.float32)
+    t = rng.integers(0, 10, 300)
+    net = MultiLayerNet(784, [50], 10, weight_decay_lambda=30.0, rng=1)
+    with pytest.raises(DivergedError, match="lower the weight decay") as info:
+        Trainer(net, SGD(0.1), x, t, epochs=5, batch_size=100, rng=0).fit()
+    assert info.value.cause == "weight decay"
+
+
+def test_a_healthy_run_is_not_called_diverged():
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 784), dtype=np.float32)
+    t = rng.integers(0, 10, 300)
+    net = MultiLayerNet(784, [50], 10, rng=1)
+    history = Trainer(net, SGD(0.1), x, t, epochs=3, batch_size=50, rng=0).fit()
+    assert len(history) == 3 and max(history.losses) < 10 * math.log(10)
 
 
 # -- callbacks, validation ------------------------------------------------------------------------
@@ -485,7 +508,7 @@ def test_resume_restores_early_stopping_state_and_its_best_weights(tmp_path):
         callbacks=[EarlyStopping("val_loss", patience=3), Checkpoint(tmp_path)],
     )
     first.fit()
-    assert (tmp_path / "checkpoint-callbacks.npz").is_file()  # the best weights so far
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]  # best weights inside
     stopper = EarlyStopping("val_loss", patience=3)
     resumed = Trainer.resume(tmp_path / "checkpoint.npz", *data, epochs=30, callbacks=[stopper])
     assert stopper.best_epoch is not None and stopper.best_state is not None

@@ -52,14 +52,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="folder holding the four MNIST files (default: $DLSCRATCH_DATA, "
-        "../shared/datasets/mnist, the user cache)",
+        "the user cache)",
     )
     parser.add_argument(
         "--weights",
         type=Path,
         default=None,
         help="the book's sample_weight.pkl for 'inference' (default: "
-        "$DLSCRATCH_WEIGHTS, then ../shared/weights/)",
+        "$DLSCRATCH_WEIGHTS, then weights/ beside $DLSCRATCH_DATA)",
     )
     parser.add_argument("--no-report", action="store_true", help="do not write OUT/index.html")
     parser.set_defaults(func=run, experiment_parser=parser)

@@ -38,7 +38,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="the book's .pkl, a dlscratch .npz model file, or a run directory with model.npz "
         "(default: the book's sample_weight.pkl from $DLSCRATCH_WEIGHTS, beside "
-        "$DLSCRATCH_DATA, or ../shared/weights)",
+        "$DLSCRATCH_DATA)",
     )
     parser.add_argument(
         "--batch-size",

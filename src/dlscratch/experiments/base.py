@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -94,29 +93,8 @@ def load_mnist_cached(data_dir=None):
     return _MNIST_CACHE[key]
 
 
-def _shared_candidates(*parts) -> list:
-    """``../shared/<parts>`` beside the working directory and beside this checkout."""
-    repo = Path(__file__).resolve().parents[3]  # src/dlscratch/experiments/base.py -> repo
-    places = [Path.cwd().parent / "shared", Path.cwd() / "shared", repo.parent / "shared"]
-    out = []
-    for place in places:
-        p = place.joinpath(*parts)
-        if p not in out:
-            out.append(p)
-    return out
-
-
 def default_data_dir():
-    """A folder with the MNIST files when none was given, or None (the loader then searches).
-
-    Only used when ``DLSCRATCH_DATA`` is unset: ``../shared/datasets/mnist`` beside
-    the working directory or beside this checkout.
-    """
-    if os.environ.get("DLSCRATCH_DATA"):
-        return None
-    for folder in _shared_candidates("datasets", "mnist"):
-        if folder.is_dir() and any(folder.glob("train-images-idx3-ubyte*")):
-            return folder
+    """None: the loader finds MNIST itself (``DLSCRATCH_DATA``, then the user cache)."""
     return None
 
 

@@ -27,7 +27,7 @@ from dlscratch.training.callbacks import (
     LambdaCallback,
     format_epoch,
 )
-from dlscratch.training.errors import NonFiniteLossError, TrainingInterrupted
+from dlscratch.training.errors import DivergedError, NonFiniteLossError, TrainingInterrupted
 from dlscratch.training.history import EPOCH_COLUMNS, History
 from dlscratch.training.metrics import (
     ClassReport,
@@ -48,6 +48,7 @@ __all__ = [
     "Checkpoint",
     "ClassReport",
     "CosineLR",
+    "DivergedError",
     "EarlyStopping",
     "EpochLogger",
     "ExponentialLR",

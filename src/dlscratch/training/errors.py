@@ -21,15 +21,39 @@ class NonFiniteLossError(ValueError):
         The learning rate at that step.
     """
 
-    def __init__(self, step: int, epoch: int, loss: float, lr: float | None = None) -> None:
-        self.step, self.epoch, self.loss, self.lr = step, epoch, loss, lr
-        hint = "lower the learning rate"
-        if lr is not None:
-            hint += f" (it is {lr:g}; try {lr / 10:g})"
+    def __init__(
+        self,
+        step: int,
+        epoch: int,
+        loss: float,
+        lr: float | None = None,
+        *,
+        cause: str = "learning rate",
+        what: str | None = None,
+    ) -> None:
+        self.step, self.epoch, self.loss, self.lr, self.cause = step, epoch, loss, lr, cause
+        if cause == "weight decay":
+            hint = "lower the weight decay (lambda times the learning rate must stay well below 1)"
+        elif cause == "init scale":
+            hint = "use a smaller initial weight scale ('he' or 'xavier' instead of a large std)"
+        else:
+            hint = "lower the learning rate"
+            if lr is not None:
+                hint += f" (it is {lr:g}; try {lr / 10:g})"
+        what = what or f"the training loss became {loss}"
         super().__init__(
-            f"the training loss became {loss} at step {step} (epoch {epoch}); the network is "
-            f"diverging: {hint}, or check the inputs are scaled to [0, 1]"
+            f"{what} at step {step} (epoch {epoch}); the network is diverging: {hint}, "
+            "or check the inputs are scaled to [0, 1]"
         )
+
+
+class DivergedError(NonFiniteLossError):
+    """The loss is finite but has run far away from where it started (or the weights have).
+
+    The cross-entropy is clipped, so a diverging network can keep a finite loss of
+    1e20 and chance accuracy for ever; this error stops it instead. ``cause`` names
+    the likely culprit: ``"learning rate"``, ``"weight decay"`` or ``"init scale"``.
+    """
 
 
 class TrainingInterrupted(KeyboardInterrupt):

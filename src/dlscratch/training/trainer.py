@@ -19,7 +19,6 @@ import numbers
 import signal
 import threading
 import time
-import uuid
 import zlib
 from pathlib import Path
 
@@ -27,15 +26,15 @@ import numpy as np
 
 from dlscratch.backend import to_device
 from dlscratch.data.batching import as_rng, to_float
-from dlscratch.fileio import atomic_path
 from dlscratch.training.callbacks import Callback, EpochLogger, LambdaCallback
-from dlscratch.training.errors import NonFiniteLossError, TrainingInterrupted
+from dlscratch.training.checkpoint import STATE_VERSION, apply_trainer_state
+from dlscratch.training.errors import DivergedError, NonFiniteLossError, TrainingInterrupted
 from dlscratch.training.history import History
 from dlscratch.training.metrics import evaluate
 
-#: Version of the trainer state stored in checkpoints.
-STATE_VERSION = 1
 SAMPLING = ("epoch", "random")
+#: A batch loss this many times its starting value (or log(classes)) means divergence.
+DIVERGENCE_FACTOR = 10.0
 
 
 class Trainer:
@@ -44,9 +43,8 @@ class Trainer:
     Parameters
     ----------
     network : Network
-        Anything with ``params``, ``gradient(x, t)``, ``predict(x)``, ``dtype``
-        and ``last_layer.loss`` (the loss of the latest ``gradient`` call) -
-        :class:`~dlscratch.nets.MultiLayerNet` and :class:`~dlscratch.nets.TwoLayerNet`.
+        A :class:`~dlscratch.nets.Network`: anything with ``params``,
+        ``gradient(x, t, reuse=True)``, ``last_loss``, ``predict(x)`` and ``dtype``.
     optimizer : Optimizer
         Updates ``network.params`` in place (:mod:`dlscratch.optim`).
     x_train : ndarray (N, D)
@@ -164,6 +162,7 @@ class Trainer:
         self._epoch_rng_state = None
         self._interrupted = False
         self._last_labels = None
+        self._loss_reference = None  # first step's loss (see _divergence_limit)
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -253,7 +252,6 @@ class Trainer:
             x, t = self._training_data_on(device)
             batches = _indices_on(batches, device)
         uint8 = x.dtype == np.uint8
-        decay = bool(getattr(net, "weight_decay_lambda", 0))
         step_hooks = [cb.on_step_end for cb in self.callbacks if cb.wants_step_end]
         losses = self.history.losses
         for k in range(self.step_in_epoch, len(batches)):
@@ -262,12 +260,19 @@ class Trainer:
             tb = t[idx]
             if uint8:
                 xb = to_float(xb, dtype)  # pixels / 255, on the CPU or the GPU
-            grads = net.gradient(xb, tb)
-            loss = net.last_layer.loss
-            if decay:
-                loss += net.weight_decay_loss()
+            # reuse=True: the network's own buffers, no input checks (done once in __init__)
+            grads = net.gradient(xb, tb, reuse=True)
+            loss = net.last_loss
             if not math.isfinite(loss):
-                raise NonFiniteLossError(self.step + 1, epoch, loss, float(opt.lr))
+                raise NonFiniteLossError(
+                    self.step + 1, epoch, loss, float(opt.lr), cause=self._likely_cause(loss)
+                )
+            if loss > self._divergence_limit(loss):
+                raise DivergedError(
+                    self.step + 1, epoch, loss, float(opt.lr), cause=self._likely_cause(loss),
+                    what=f"the training loss rose to {loss:.4g}, more than "
+                    f"{DIVERGENCE_FACTOR:g} times its start ({self._loss_reference:.4g})",
+                )
             opt.update(net.params, grads)
             self.step += 1
             self.step_in_epoch = k + 1
@@ -278,6 +283,26 @@ class Trainer:
             if self._interrupted:
                 self._epoch_elapsed = time.perf_counter() - start
                 self._check_interrupt()
+
+    def _divergence_limit(self, loss: float) -> float:
+        """The loss above which training counts as diverged (see :data:`DIVERGENCE_FACTOR`).
+
+        The reference is the first step's loss, but at least ``log(classes)`` (chance
+        level for softmax), so that a network that starts well is not held to a tiny loss.
+        """
+        if self._loss_reference is None:
+            classes = getattr(self.network, "output_size", None) or 10
+            self._loss_reference = max(loss, math.log(max(int(classes), 2)))
+        return DIVERGENCE_FACTOR * self._loss_reference
+
+    def _likely_cause(self, loss: float) -> str:
+        """Which setting most likely made the run diverge."""
+        lam = float(getattr(self.network, "weight_decay_lambda", 0.0) or 0.0)
+        if lam * float(self.optimizer.lr) >= 0.5:
+            return "weight decay"
+        if self.step == 0 and self._loss_reference is None:
+            return "init scale"
+        return "learning rate"
 
     def _training_data_on(self, device: str):
         """``(x_train, t_train)`` copied to ``device``, once per Trainer."""
@@ -375,47 +400,14 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned (network and optimizer are separate)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(
-                f"trainer state version {state.get('version')!r} is not supported "
-                f"(expected {STATE_VERSION})"
-            )
-        expected = state.get("data", {})
-        found = self._data_fingerprint()
-        for key in ("n_train", "n_val", "train_crc32", "val_crc32"):
-            if key in expected and expected[key] != found[key]:
-                raise ValueError(
-                    f"the data differ from the checkpoint's ({key}: {found[key]} now, "
-                    f"{expected[key]} then); resume with the same training and validation data"
-                )
-        if state["config"]["batch_size"] != self.batch_size or (
-            state["config"]["sampling"] != self.sampling
-        ):
-            raise ValueError(
-                "batch_size and sampling must match the checkpoint's "
-                f"({state['config']['batch_size']}, {state['config']['sampling']!r}) to resume"
-            )
-        self.epoch = int(state["epoch"])
-        self.step = int(state["step"])
-        self.step_in_epoch = int(state["step_in_epoch"])
-        kind = state["rng_state"].get("bit_generator")
-        if kind != type(self.rng.bit_generator).__name__:  # e.g. a run shuffled by MT19937
-            bit_generator = getattr(np.random, str(kind), None)
-            if not (
-                isinstance(bit_generator, type)
-                and issubclass(bit_generator, np.random.BitGenerator)
-            ):
-                raise ValueError(f"unknown random bit generator {kind!r} in the trainer state")
-            self.rng = np.random.Generator(bit_generator())
-        self.rng.bit_generator.state = state["rng_state"]
-        self._epoch_elapsed = float(state.get("epoch_elapsed", 0.0))
-        self.stop_training = bool(state["stop_training"])
-        self.history = History.from_dict(state["history"])
-        saved = state.get("callbacks", {})
-        for key, cb in self._keyed_callbacks():
-            if key in saved:
-                cb.load_state_dict(saved[key])
+        """Restore what :meth:`state_dict` returned (network and optimizer are separate).
+
+        Every value is checked first (:func:`dlscratch.training.checkpoint.check_trainer_state`);
+        a damaged or tampered state raises ValueError and changes nothing.
+        """
+        from dlscratch.training.checkpoint import apply_trainer_state
+
+        apply_trainer_state(self, state)
 
     def _keyed_callbacks(self):
         """(key, callback) pairs with stable keys: class name, numbered when repeated."""
@@ -438,45 +430,28 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, path, metadata: dict | None = None) -> Path:
-        """Write network, optimizer and trainer state to ``path`` (atomically); return it.
+        """Write network, optimizer and trainer state to ONE ``.npz`` file atomically; return it.
 
-        The ``.npz`` file is a :func:`dlscratch.io.save_model` model file (so
-        ``load_model`` reads it too) whose metadata holds the trainer state
-        under ``"trainer"`` and ``metadata`` under ``"run"``. NumPy arrays of
-        callback states (early stopping's best weights) go to
-        ``<stem>-callbacks.npz`` beside it, tied to it by a random token.
+        The file is a :func:`dlscratch.io.save_model` model file (``load_model``
+        reads its network) holding also the optimizer state, the trainer state
+        with the callbacks' (under ``"trainer"``) and ``metadata`` (under
+        ``"run"``): see :mod:`dlscratch.training.checkpoint`.
         """
-        from dlscratch.io import save_model
+        from dlscratch.training.checkpoint import save_checkpoint
 
-        path = Path(path)
-        if path.suffix.lower() != ".npz":
-            path = path.with_name(path.name + ".npz")
-        state = self.state_dict()
-        token = uuid.uuid4().hex
-        arrays: dict = {}
-        state["callbacks"] = _split_arrays(state["callbacks"], arrays, "callbacks")
-        state["token"] = token
-        extra = _arrays_path(path)
-        if arrays:
-            arrays["__token__"] = np.frombuffer(token.encode(), dtype=np.uint8)
-            with atomic_path(extra) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            state["arrays_file"] = extra.name
-        else:
-            state["arrays_file"] = None
-        meta = {"trainer": state, "run": dict(metadata or {})}
-        return save_model(path, self.network, optimizer=self.optimizer, metadata=meta)
+        return save_checkpoint(self, path, metadata)
 
     def restore(self, path) -> dict:
         """Load a checkpoint into this trainer's network, optimizer and callbacks.
 
         Returns the ``metadata`` given to :meth:`save_checkpoint`.
         """
-        from dlscratch.io import load_checkpoint
+        from dlscratch.training.checkpoint import load_trainer_checkpoint
 
-        ck = load_checkpoint(path, network=self.network, optimizer=self.optimizer)
-        self.load_state_dict(_trainer_state(ck))
-        return dict(ck.user.get("run") or {})
+        ck, state = load_trainer_checkpoint(path, network=self.network, optimizer=self.optimizer)
+        apply_trainer_state(self, state, ck.path)
+        run = ck.user.get("run")
+        return dict(run) if isinstance(run, dict) else {}
 
     @classmethod
     def resume(
@@ -491,16 +466,13 @@ class Trainer:
         must be the same as when the checkpoint was written. ``device`` is where
         the network and optimizer state are loaded ('cpu' or 'cuda').
         """
-        from dlscratch.io import load_checkpoint
+        from dlscratch.training.checkpoint import load_trainer_checkpoint
 
-        ck = load_checkpoint(path, device=device)
-        state = _trainer_state(ck)
-        if ck.optimizer is None:
-            raise ValueError(f"{path} holds no optimizer state, so training cannot resume from it")
+        ck, state = load_trainer_checkpoint(path, device=device)
         settings = dict(state["config"])
         settings.update(kwargs)
         trainer = cls(ck.network, ck.optimizer, x_train, t_train, x_val, t_val, **settings)
-        trainer.load_state_dict(state)
+        apply_trainer_state(trainer, state, ck.path)
         return trainer
 
     def __repr__(self) -> str:
@@ -546,56 +518,3 @@ def _indices_on(batches, device: str):
     flat = to_device(np.concatenate(batches), device)
     ends = np.cumsum([len(b) for b in batches])
     return [flat[end - len(b) : end] for b, end in zip(batches, ends)]
-
-
-def _arrays_path(path: Path) -> Path:
-    return path.with_name(f"{path.stem}-callbacks.npz")
-
-
-def _split_arrays(obj, arrays: dict, prefix: str):
-    """Replace NumPy arrays inside ``obj`` by ``{"__array__": key}`` and collect them."""
-    if isinstance(obj, dict):
-        return {k: _split_arrays(v, arrays, f"{prefix}/{k}") for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_split_arrays(v, arrays, f"{prefix}/{i}") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray):
-        arrays[prefix] = obj
-        return {"__array__": prefix}
-    return obj
-
-
-def _join_arrays(obj, arrays):
-    if isinstance(obj, dict):
-        if set(obj) == {"__array__"}:
-            return arrays[obj["__array__"]]
-        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_join_arrays(v, arrays) for v in obj]
-    return obj
-
-
-def _trainer_state(ck) -> dict:
-    """The trainer state of a loaded checkpoint, callback arrays put back."""
-    state = ck.user.get("trainer")
-    if not isinstance(state, dict):
-        raise ValueError(
-            f"{ck.path} is a model file without training state; resume from a checkpoint "
-            "written during training (checkpoint.npz in the run folder)"
-        )
-    arrays = {}
-    if state.get("arrays_file"):
-        extra = Path(ck.path).with_name(state["arrays_file"])
-        try:
-            with np.load(extra, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{extra} is missing; it belongs to {ck.path}") from None
-        token = arrays.pop("__token__", np.zeros(0, np.uint8)).tobytes().decode()
-        if token != state.get("token"):
-            raise ValueError(
-                f"{extra} does not belong to {ck.path} (written by another save); "
-                "the checkpoint is inconsistent"
-            )
-    state = dict(state)
-    state["callbacks"] = _join_arrays(state.get("callbacks", {}), arrays)
-    return state
