@@ -10,8 +10,15 @@ from __future__ import annotations
 from dlscratch.backend import get_array_module
 from dlscratch.functions import sigmoid
 from dlscratch.layers.base import Layer
+from dlscratch.registry import Registry
+
+#: Activation layers by the names networks accept. Each class may declare ``options``
+#: (its constructor's keyword arguments); a module added to ``dlscratch.layers``
+#: registers its activation with ``@ACTIVATIONS.register(name)``.
+ACTIVATIONS = Registry("activation", package="dlscratch.layers")
 
 
+@ACTIVATIONS.register("relu")
 class Relu(Layer):
     """``y = max(0, x)``; ``dx = dout`` where ``x > 0``, else 0.  Shape preserved.
 
@@ -43,6 +50,7 @@ class Relu(Layer):
         return dout * (self.out > 0)
 
 
+@ACTIVATIONS.register("sigmoid")
 class Sigmoid(Layer):
     """``y = 1 / (1 + exp(-x))``; ``dx = dout * y * (1 - y)``.  Shape preserved.
 
@@ -66,6 +74,7 @@ class Sigmoid(Layer):
         return dx
 
 
+@ACTIVATIONS.register("tanh")
 class Tanh(Layer):
     """``y = tanh(x)``; ``dx = dout * (1 - y**2)``.  Shape preserved."""
 
@@ -86,6 +95,3 @@ class Tanh(Layer):
         dx *= dout
         return dx
 
-
-#: Activation layers by the names networks accept.
-ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}

@@ -67,13 +67,15 @@ def evaluate(network, x, t, batch_size: int = 1000, *, return_scores: bool = Fal
     total_loss = 0.0
     correct = 0
     kept = []
+    # A loss layer of our own, so that the network's (what backward reads) stays untouched.
+    loss_layer = type(network.last_layer)()
     for s in range(0, n, batch_size):
         xb = as_input_batch(x[s : s + batch_size], dtype, device)
         tb = labels[s : s + batch_size]
         if device != "cpu":
             tb = to_device(tb, device)
         scores = network.predict(xb)
-        total_loss += network.last_layer.forward(scores, tb) * len(tb)
+        total_loss += loss_layer.forward(scores, tb) * len(tb)
         correct += int((scores.argmax(axis=1) == tb).sum())
         if return_scores:
             kept.append(to_numpy(scores))

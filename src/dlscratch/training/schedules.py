@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from dlscratch.registry import Registry
 from dlscratch.training.callbacks import Callback
 
 
@@ -41,6 +42,14 @@ class LRSchedule(Callback):
 
     def __init__(self, base_lr: float | None = None) -> None:
         self.base_lr = None if base_lr is None else _positive("base_lr", base_lr)
+
+    #: One line for ``--help``.
+    summary = ""
+
+    @classmethod
+    def for_run(cls, epochs: int) -> LRSchedule:  # pragma: no cover - interface
+        """The schedule a run of ``epochs`` epochs uses when chosen by name."""
+        raise NotImplementedError
 
     def lr_at(self, epoch: int) -> float:  # pragma: no cover - interface
         """Learning rate for 0-based epoch ``epoch``."""
@@ -71,10 +80,17 @@ class LRSchedule(Callback):
 class StepLR(LRSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` epochs."""
 
+    summary = "x0.1 every third of the epochs"
+
     def __init__(self, step_size: int, gamma: float = 0.1, base_lr: float | None = None) -> None:
         super().__init__(base_lr)
         self.step_size = _positive("step_size", step_size, integer=True)
         self.gamma = _positive("gamma", gamma)
+
+    @classmethod
+    def for_run(cls, epochs: int) -> StepLR:
+        """The run default: x0.1 every third of the epochs."""
+        return cls(step_size=max(epochs // 3, 1), gamma=0.1)
 
     def lr_at(self, epoch: int) -> float:
         return self._base() * self.gamma ** (epoch // self.step_size)
@@ -86,9 +102,16 @@ class StepLR(LRSchedule):
 class ExponentialLR(LRSchedule):
     """Multiply the rate by ``gamma`` every epoch."""
 
+    summary = "x0.9 every epoch"
+
     def __init__(self, gamma: float, base_lr: float | None = None) -> None:
         super().__init__(base_lr)
         self.gamma = _positive("gamma", gamma)
+
+    @classmethod
+    def for_run(cls, epochs: int) -> ExponentialLR:
+        """The run default: x0.9 every epoch."""
+        return cls(gamma=0.9)
 
     def lr_at(self, epoch: int) -> float:
         return self._base() * self.gamma**epoch
@@ -108,6 +131,8 @@ class CosineLR(LRSchedule):
         The floor, >= 0.
     """
 
+    summary = "half a cosine down to 0"
+
     def __init__(
         self, total_epochs: int | None = None, min_lr: float = 0.0, base_lr: float | None = None
     ) -> None:
@@ -118,6 +143,11 @@ class CosineLR(LRSchedule):
         if not isinstance(min_lr, numbers.Real) or not min_lr >= 0:
             raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
         self.min_lr = float(min_lr)
+
+    @classmethod
+    def for_run(cls, epochs: int) -> CosineLR:
+        """The run default: from the base rate to 0 over the run's epochs."""
+        return cls()
 
     def on_train_begin(self, trainer) -> None:
         super().on_train_begin(trainer)
@@ -142,4 +172,7 @@ class CosineLR(LRSchedule):
 
 
 #: Schedules by their command-line names.
-SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineLR}
+SCHEDULES = Registry("schedule")
+SCHEDULES.register("step")(StepLR)
+SCHEDULES.register("exponential")(ExponentialLR)
+SCHEDULES.register("cosine")(CosineLR)

@@ -32,13 +32,18 @@ How the updates are made fast (the rules themselves are the book's):
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from dlscratch import backend
 from dlscratch.backend import get_array_module, to_numpy
 from dlscratch.nets import FlatDict
+from dlscratch.registry import Option, Registry
+
+#: Optimizers by their command-line names. Each class declares ``default_lr`` (a rate
+#: that trains the default MNIST network well) and ``options``, its other hyperparameters;
+#: a module added to this package registers itself with ``@OPTIMIZERS.register(name)``.
+OPTIMIZERS = Registry("optimizer", package="dlscratch.optim")
 
 EPS = 1e-7
 
@@ -48,24 +53,12 @@ FLUSH_EVERY = 100
 FLUSH_BELOW = 1e-30
 
 
-def _check_range(name, value, low=0.0, high=None, low_inclusive=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = value >= low if low_inclusive else value > low
-        if ok and high is not None:
-            ok = value < high
-    if not ok:
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
-        raise ValueError(f"Invalid {name}: {value!r} (must be a number {bound})")
-    return float(value)
-
-
 def _laid_out(arrays, layout) -> bool:
     """Whether ``arrays`` is an intact :class:`~dlscratch.nets.FlatDict` with ``layout``."""
     return isinstance(arrays, FlatDict) and arrays.layout == layout and arrays.is_intact()
 
 
-def _check_grads(params, grads) -> None:
+def check_grads(params, grads) -> None:
     """Every parameter has a gradient of its own shape, or a ValueError that names it."""
     missing = [name for name in params if name not in grads]
     if missing:
@@ -80,6 +73,15 @@ def _check_grads(params, grads) -> None:
             )
 
 
+MOMENTUM = Option(
+    "momentum", float, 0.9, "share of the velocity kept each step", low=0.0, high=1.0,
+    high_open=True,
+)
+
+#: The learning rate, shared by every rule.
+LR_OPTION = Option("learning rate", float, None, "step size", low=0.0, low_open=True)
+
+
 class Optimizer:
     """Base class: hyperparameters, per-parameter state, save and restore.
 
@@ -91,9 +93,17 @@ class Optimizer:
     """
 
     slots: tuple = ()
+    #: A learning rate that trains the default MNIST network well with this rule.
+    default_lr: float = 0.01
+    #: Hyperparameters other than ``lr`` (see :class:`~dlscratch.registry.Option`).
+    options: tuple = ()
 
-    def __init__(self, lr: float) -> None:
-        self.lr = _check_range("learning rate", lr)
+    def __init__(self, lr: float, **hyperparameters) -> None:
+        self.lr = LR_OPTION.validate(lr)
+        for option in self.options:
+            setattr(self, option.name, option.validate(hyperparameters.pop(option.name)))
+        if hyperparameters:
+            raise TypeError(f"{type(self).__name__} got unexpected options {list(hyperparameters)}")
         self.state: dict = {slot: {} for slot in self.slots}
         self.t = 0  # number of update() calls so far
         self._scratch_bufs: dict = {}
@@ -107,7 +117,7 @@ class Optimizer:
         """
         flat = self._is_flat_pair(params, grads)
         if not flat:
-            _check_grads(params, grads)  # before anything changes, the step count included
+            check_grads(params, grads)  # before anything changes, the step count included
         self.t += 1
         self._prepare()
         if flat:
@@ -187,7 +197,7 @@ class Optimizer:
 
     def hyperparameters(self) -> dict:
         """The constructor arguments (current values)."""
-        return {"lr": self.lr}
+        return {"lr": self.lr, **{o.name: getattr(self, o.name) for o in self.options}}
 
     def state_dict(self) -> dict:
         """``{'type', 'hyperparameters', 't', 'state': {slot: {name: array}}}`` (NumPy copies)."""
@@ -228,8 +238,11 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent: ``W <- W - lr * g``."""
+
+    default_lr = 0.1
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__(lr)
@@ -240,17 +253,15 @@ class SGD(Optimizer):
         param -= step
 
 
+@OPTIMIZERS.register("momentum")
 class Momentum(Optimizer):
     """Momentum SGD: ``v <- momentum * v - lr * g;  W <- W + v``."""
 
     slots = ("v",)
+    options = (MOMENTUM,)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
-        self.momentum = _check_range("momentum", momentum, 0.0, 1.0, low_inclusive=True)
-
-    def hyperparameters(self):
-        return {"lr": self.lr, "momentum": self.momentum}
+        super().__init__(lr, momentum=momentum)
 
     def _step(self, param, grad, state):
         xp = get_array_module(param)
@@ -260,6 +271,7 @@ class Momentum(Optimizer):
         param += v
 
 
+@OPTIMIZERS.register("nesterov")
 class Nesterov(Optimizer):
     """Nesterov's accelerated gradient, written (as in the book) without a look-ahead pass::
 
@@ -268,13 +280,10 @@ class Nesterov(Optimizer):
     """
 
     slots = ("v",)
+    options = (MOMENTUM,)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr)
-        self.momentum = _check_range("momentum", momentum, 0.0, 1.0, low_inclusive=True)
-
-    def hyperparameters(self):
-        return {"lr": self.lr, "momentum": self.momentum}
+        super().__init__(lr, momentum=momentum)
 
     def _step(self, param, grad, state):
         xp = get_array_module(param)
@@ -286,6 +295,7 @@ class Nesterov(Optimizer):
         param -= xp.multiply(grad, (1 + m) * lr, out=tmp)
 
 
+@OPTIMIZERS.register("adagrad")
 class AdaGrad(Optimizer):
     """AdaGrad: ``h <- h + g*g;  W <- W - lr * g / (sqrt(h) + 1e-7)``."""
 
@@ -301,17 +311,21 @@ class AdaGrad(Optimizer):
         _scaled_step(xp, param, grad, h, tmp, float(self.lr))
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop: ``h <- rho*h + (1-rho)*g*g;  W <- W - lr * g / (sqrt(h) + 1e-7)``."""
 
     slots = ("h",)
+    default_lr = 0.001
+    options = (
+        Option(
+            "decay_rate", float, 0.99, "share of the squared-gradient average kept each step",
+            low=0.0, high=1.0, high_open=True,
+        ),
+    )
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
-        super().__init__(lr)
-        self.decay_rate = _check_range("decay_rate", decay_rate, 0.0, 1.0, low_inclusive=True)
-
-    def hyperparameters(self):
-        return {"lr": self.lr, "decay_rate": self.decay_rate}
+        super().__init__(lr, decay_rate=decay_rate)
 
     def _step(self, param, grad, state):
         xp = get_array_module(param)
@@ -346,6 +360,17 @@ _ADAM_KERNEL = (
 )
 
 
+#: Adam's moment decay rates (AdamW shares them).
+BETAS = (
+    Option("beta1", float, 0.9, "decay of the gradient average", low=0.0, high=1.0, high_open=True),
+    Option(
+        "beta2", float, 0.999, "decay of the squared-gradient average",
+        low=0.0, high=1.0, high_open=True,
+    ),
+)
+
+
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015), with the bias correction folded into the step size::
 
@@ -356,14 +381,11 @@ class Adam(Optimizer):
     """
 
     slots = ("m", "v")
+    default_lr = 0.001
+    options = BETAS
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        super().__init__(lr)
-        self.beta1 = _check_range("beta1", beta1, 0.0, 1.0, low_inclusive=True)
-        self.beta2 = _check_range("beta2", beta2, 0.0, 1.0, low_inclusive=True)
-
-    def hyperparameters(self):
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2}
+        super().__init__(lr, beta1=beta1, beta2=beta2)
 
     def _prepare(self) -> None:
         t, b1, b2 = self.t, float(self.beta1), float(self.beta2)
@@ -396,20 +418,9 @@ class Adam(Optimizer):
         param -= tmp
 
 
-#: Optimizers by their command-line names.
-OPTIMIZERS = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSprop,
-    "adam": Adam,
-}
-
-
 def get_optimizer(name: str, **kwargs) -> Optimizer:
-    """Build an optimizer by name ('sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam')."""
-    key = name.lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key](**kwargs)
+    """Build a registered optimizer by name (see :data:`OPTIMIZERS`), options validated."""
+    lr = kwargs.pop("lr", None)
+    cls = OPTIMIZERS.get_class(name)
+    options = OPTIMIZERS.check_options(name, kwargs)
+    return cls(lr=cls.default_lr if lr is None else lr, **options)

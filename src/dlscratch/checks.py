@@ -1,0 +1,87 @@
+"""Input checks with one wording: what was wrong, and what would be right.
+
+Every public entry point (the run configuration, the Trainer, the networks' public
+methods, the registries) validates its input once through these helpers, so that the
+same rule reads the same everywhere::
+
+    >>> positive_int("epochs", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: epochs must be a whole number >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+_MISSING = object()
+
+
+def fail(message: str, value=_MISSING):
+    """Raise ``ValueError(message[, got value])``."""
+    if value is _MISSING:
+        raise ValueError(message)
+    raise ValueError(f"{message}, got {value!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value, *, maximum: int | None = None) -> int:
+    """``value`` as an int >= 1 (and <= maximum when given)."""
+    if not _is_int(value) or value < 1:
+        fail(f"{name} must be a whole number >= 1", value)
+    if maximum is not None and value > maximum:
+        fail(f"{name} must be at most {maximum:,}", value)
+    return int(value)
+
+
+def non_negative_int(name: str, value) -> int:
+    if not _is_int(value) or value < 0:
+        fail(f"{name} must be a whole number >= 0", value)
+    return int(value)
+
+
+def positive_float(name: str, value) -> float:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        fail(f"{name} must be a finite number > 0", value)
+    return float(value)
+
+
+def non_negative_float(name: str, value) -> float:
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        fail(f"{name} must be a finite number >= 0", value)
+    return float(value)
+
+
+def fraction(name: str, value, *, inclusive_zero: bool = True) -> float:
+    """A number in [0, 1) (or (0, 1) with ``inclusive_zero=False``)."""
+    low_ok = (value >= 0) if inclusive_zero else (value > 0)
+    if not _is_real(value) or not math.isfinite(value) or not low_ok or value >= 1:
+        fail(f"{name} must be a number in {'[' if inclusive_zero else '('}0, 1)", value)
+    return float(value)
+
+
+def one_of(name: str, value, choices) -> str:
+    if value not in tuple(choices):
+        fail(f"{name} must be one of {', '.join(map(str, choices))}", value)
+    return value
+
+
+def check_pair(x, t, what: str = "data"):
+    """``x`` and ``t`` hold the same number of samples; returns ``len(x)``."""
+    if x is None or t is None:
+        fail(f"{what}: give both the inputs and the labels")
+    if getattr(x, "ndim", 0) < 1 or getattr(t, "ndim", 0) < 1:
+        fail(f"{what}: inputs and labels must be arrays with a sample axis")
+    if x.shape[0] != t.shape[0]:
+        fail(f"{what}: {x.shape[0]} inputs but {t.shape[0]} labels; they must match")
+    if x.shape[0] == 0:
+        fail(f"{what} is empty")
+    return int(x.shape[0])

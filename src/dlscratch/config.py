@@ -1,0 +1,433 @@
+"""The run configuration: one validated description of a training run, and what builds from it.
+
+Every front end builds its networks through this module: ``dlscratch train`` and
+``dlscratch search``, the estimator, the experiments, the benchmarks and the web app.
+A run folder's ``config.json`` *is* a :class:`RunConfig`, and ``dlscratch train --config
+FILE`` reads one back::
+
+    >>> from dlscratch.config import RunConfig
+    >>> cfg = RunConfig.from_dict({"optimizer": "sgd", "hidden": [50]})
+    >>> cfg.learning_rate              # SGD's default rate for this network
+    0.1
+    >>> cfg.replace(**{"opt.momentum": 0.5})
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer 'sgd' has no option 'momentum' (its options: none)
+    >>> RunConfig.from_dict({"epoch": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key 'epoch' in the run configuration; did you mean 'epochs'? ...
+
+The choices of ``optimizer``, ``activation``, ``schedule`` and ``net`` are read from
+their registries, so a newly registered optimizer or activation is accepted here, on the
+command line and in the search space without another edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlscratch.checks import fail
+from dlscratch.registry import Option
+
+#: Largest hidden layer and number of epochs a configuration accepts (bounded work and memory).
+MAX_LAYER = 100_000
+MAX_EPOCHS = 100_000
+#: Largest number of parameters a fully connected network may have (400 MB in float32).
+MAX_PARAMETERS = 100_000_000
+
+
+def _registry(kind: str):
+    if kind == "optimizer":
+        from dlscratch.optim import OPTIMIZERS
+
+        return OPTIMIZERS
+    if kind == "activation":
+        from dlscratch.layers import ACTIVATIONS
+
+        return ACTIVATIONS
+    if kind == "schedule":
+        from dlscratch.training.schedules import SCHEDULES
+
+        return SCHEDULES
+    from dlscratch.nets import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+#: Fields whose value is one of a registry's names; "none" is also valid for the schedule.
+_REGISTRY_FIELDS = {"optimizer": "optimizer", "activation": "activation", "schedule": "schedule",
+                    "net": "network"}
+#: Fields that describe the machine, not the run: they may change when a run is resumed.
+HARDWARE_FIELDS = ("device", "threads")
+DATASETS = ("mnist", "fashion-mnist")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run trains, on what, and how (every field has a working default).
+
+    Build one with :meth:`from_dict` (validates, refuses unknown keys) or
+    :meth:`replace` on an existing one; ``RunConfig()`` is the default MNIST run.
+    """
+
+    dataset: str = "mnist"
+    net: str = "mlp"
+    hidden: tuple = (100, 100)
+    activation: str = "relu"
+    activation_options: dict = field(default_factory=dict)
+    init: Any = "he"
+    batchnorm: bool = False
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    lr: float | None = None
+    optimizer_options: dict = field(default_factory=dict)
+    schedule: str = "none"
+    epochs: int = 10
+    batch_size: int = 100
+    sampling: str = "epoch"
+    val_split: float = 0.1
+    limit: int | None = None
+    early_stopping: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    threads: int | None = None
+
+    #: Help and bounds of each field, for the command line and the search space.
+    FIELDS = {}  # filled below the class
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = _check_field(f.name, getattr(self, f.name), self)
+            object.__setattr__(self, f.name, value)
+        if self.net == "mlp":
+            sizes = [784, *self.hidden, 10]
+            n = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+            if n > MAX_PARAMETERS:
+                fail(
+                    f"hidden layers {list(self.hidden)} make a network of {n:,} parameters; "
+                    f"at most {MAX_PARAMETERS:,} are allowed, choose smaller layers"
+                )
+
+    # -- building and reading back -----------------------------------------------------
+    @classmethod
+    def from_dict(cls, values, *, source: str = "the run configuration") -> RunConfig:
+        """A validated config from a dict (e.g. ``config.json``); unknown keys are refused."""
+        if not isinstance(values, dict):
+            fail(f"{source} must be a JSON object of settings", type(values).__name__)
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                fail(
+                    f"unknown key {key!r} in {source}; {hint}valid keys: {', '.join(known)}"
+                )
+        return cls(**values)
+
+    def replace(self, **changes) -> RunConfig:
+        """A copy with ``changes`` applied and validated.
+
+        ``"opt.NAME"`` sets an option of the optimizer (``{"opt.momentum": 0.9}``),
+        ``"act.NAME"`` one of the activation (``{"act.alpha": 0.1}``). Changing the
+        optimizer drops options the new one does not have.
+        """
+        values = self.to_dict()
+        opt = dict(values["optimizer_options"])
+        act = dict(values["activation_options"])
+        if "optimizer" in changes and changes["optimizer"] != self.optimizer:
+            new = _registry("optimizer").options(changes["optimizer"])
+            opt = {k: v for k, v in opt.items() if k in new}
+        if "activation" in changes and changes["activation"] != self.activation:
+            act = {}
+        for key, value in changes.items():
+            if key.startswith("opt."):
+                opt[key[4:]] = value
+            elif key.startswith("act."):
+                act[key[4:]] = value
+            else:
+                values[key] = value
+        values.setdefault("optimizer_options", {})
+        values["optimizer_options"] = {**opt, **changes.get("optimizer_options", {})}
+        values["activation_options"] = {**act, **changes.get("activation_options", {})}
+        return RunConfig.from_dict(values)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values, in field order (what ``config.json`` holds)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    # -- derived values ----------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the optimizer's default rate when ``lr`` is None."""
+        if self.lr is not None:
+            return self.lr
+        return float(_registry("optimizer").get_class(self.optimizer).default_lr)
+
+    def short_name(self) -> str:
+        """A folder-name summary: ``mnist-100x100-relu-adam[-bn][-do0.5]``."""
+        if self.net == "mlp":
+            body = "x".join(map(str, self.hidden)) or "linear"
+            parts = [self.dataset, body, self.activation, self.optimizer]
+        else:
+            parts = [self.dataset, self.net, self.optimizer]
+        if self.batchnorm:
+            parts.append("bn")
+        if self.dropout:
+            parts.append(f"do{self.dropout:g}")
+        return "-".join(parts)
+
+    def rngs(self) -> dict:
+        """Independent generators for the split, the weights (and dropout), the shuffling."""
+        split, init, shuffle = np.random.SeedSequence(self.seed).spawn(3)
+        return {
+            "split": np.random.default_rng(split),
+            "init": np.random.default_rng(init),
+            "shuffle": np.random.default_rng(shuffle),
+        }
+
+    def build_network(self, rng=None, *, input_shape=(1, 28, 28), n_classes: int = 10):
+        """The network this configuration describes, freshly initialised from ``rng``."""
+        builder = _registry("network").get_class(self.net)
+        return builder(self, rng=rng, input_shape=input_shape, n_classes=n_classes)
+
+    def build_optimizer(self):
+        """The optimizer with its options and learning rate."""
+        from dlscratch.optim import get_optimizer
+
+        return get_optimizer(self.optimizer, lr=self.learning_rate, **self.optimizer_options)
+
+    def build_callbacks(self, *, has_validation: bool) -> list:
+        """The learning-rate schedule and early stopping this configuration asks for."""
+        from dlscratch.training.callbacks import EarlyStopping
+
+        callbacks = []
+        if self.schedule != "none":
+            callbacks.append(_registry("schedule").get_class(self.schedule).for_run(self.epochs))
+        if self.early_stopping is not None:
+            if not has_validation:
+                fail("early_stopping needs validation data: set val_split > 0")
+            callbacks.append(EarlyStopping("val_acc", patience=self.early_stopping))
+        return callbacks
+
+    def describe(self, net=None) -> str:
+        """Two human lines: the network, then the optimisation."""
+        if self.net == "mlp":
+            arch = f"network {'-'.join(map(str, [784, *self.hidden, 10]))} {self.activation}"
+        else:
+            arch = f"network {self.net}"
+        extras = [f"init {self.init}"]
+        if self.activation_options:
+            extras += [f"{k} {v:g}" for k, v in self.activation_options.items()]
+        if self.batchnorm:
+            extras.append("batch norm")
+        if self.dropout:
+            extras.append(f"dropout {self.dropout:g}")
+        if self.weight_decay:
+            extras.append(f"weight decay {self.weight_decay:g}")
+        if net is not None:
+            extras.append(f"{sum(int(p.size) for p in net.params.values()):,} parameters")
+        opts = "".join(f", {k} {v:g}" for k, v in self.optimizer_options.items())
+        sched = f" ({self.schedule} schedule)" if self.schedule != "none" else ""
+        epochs = f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"
+        return (
+            f"{arch} ({'; '.join(extras)})\n"
+            f"{self.optimizer} lr {self.learning_rate:g}{opts}{sched}, batch {self.batch_size}, "
+            f"{epochs}, seed {self.seed}"
+        )
+
+
+_FIELD_OPTIONS = (
+    Option("dataset", str, "mnist", "data set", choices=DATASETS),
+    Option("net", str, "mlp", "network architecture"),
+    Option("hidden", list, [100, 100], "hidden layer sizes of the fully connected network"),
+    Option("activation", str, "relu", "hidden activation"),
+    Option("activation_options", dict, {}, "options of the activation (e.g. alpha)"),
+    Option("init", str, "he", "weight initialisation: he, xavier or a standard deviation"),
+    Option("batchnorm", bool, False, "batch normalization after every hidden affine layer"),
+    Option("dropout", float, 0.0, "dropout ratio after every hidden activation (0: off)",
+           low=0.0, high=1.0, high_open=True),
+    Option("weight_decay", float, 0.0, "L2 penalty strength in the loss (the book's lambda)",
+           low=0.0, log=True),
+    Option("optimizer", str, "adam", "update rule"),
+    Option("lr", float, None, "learning rate", low=0.0, low_open=True, log=True),
+    Option("optimizer_options", dict, {}, "options of the optimizer (momentum, betas, ...)"),
+    Option("schedule", str, "none", "learning-rate schedule per epoch"),
+    Option("epochs", int, 10, "passes over the training set", low=1, high=MAX_EPOCHS),
+    Option("batch_size", int, 100, "images per update", low=1, high=1_000_000, log=True),
+    Option("sampling", str, "epoch", "epoch: shuffled passes; random: the book's draws",
+           choices=("epoch", "random")),
+    Option("val_split", float, 0.1, "share of the training images held out for validation",
+           low=0.0, high=1.0, high_open=True),
+    Option("limit", int, None, "use only the first N training images", low=1),
+    Option("early_stopping", int, None, "patience in epochs without a better val accuracy",
+           low=1),
+    Option("seed", int, 0, "seed of the split, weights, shuffling and dropout",
+           low=0, high=2**63 - 1),
+    Option("dtype", str, "float32", "float32 (fast) or float64", choices=("float32", "float64")),
+    Option("device", str, "cpu", "cpu (NumPy) or cuda (CuPy)", choices=("cpu", "cuda")),
+    Option("threads", int, None, "BLAS threads", low=1, high=1024),
+)
+RunConfig.FIELDS = {o.name: o for o in _FIELD_OPTIONS}
+
+
+def _check_field(name: str, value, cfg: RunConfig):
+    option = RunConfig.FIELDS[name]
+    if name == "hidden":
+        return _check_hidden(value)
+    if name == "init":
+        return _check_init(value)
+    if name in ("activation_options", "optimizer_options"):
+        owner = "activation" if name == "activation_options" else "optimizer"
+        if not isinstance(value, dict):
+            fail(f"{name} must be a mapping of option names to values", value)
+        return _registry(owner).check_options(getattr(cfg, owner), value)
+    if name in _REGISTRY_FIELDS:
+        if name == "schedule" and value == "none":
+            return value
+        if not isinstance(value, str):
+            fail(f"{name} must be a name", value)
+        registry = _registry(_REGISTRY_FIELDS[name])
+        registry.get_class(value)  # refuses an unknown name with the list of known ones
+        return value.lower()
+    if value is None and option.default is None:
+        return None
+    return option.validate(value)
+
+
+def _check_hidden(value) -> tuple:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        fail("hidden must be a list of layer sizes such as [100, 100]", value)
+    sizes = []
+    for size in value:
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
+            fail("hidden layer sizes must be whole numbers >= 1", list(value))
+        if size > MAX_LAYER:
+            fail(f"hidden layer sizes must be at most {MAX_LAYER:,}", list(value))
+        sizes.append(int(size))
+    return tuple(sizes)
+
+
+def _check_init(value):
+    if isinstance(value, str):
+        name = value.lower()
+        names = {"he": "he", "relu": "he", "xavier": "xavier", "sigmoid": "xavier"}
+        if name not in names:
+            try:
+                value = float(value)
+            except ValueError:
+                fail("init must be 'he', 'xavier' or a standard deviation > 0 such as 0.01",
+                     value)
+        else:
+            return names[name]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if math.isfinite(value) and value > 0:
+            return float(value)
+    fail("init must be 'he', 'xavier' or a standard deviation > 0 such as 0.01", value)
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """The arrays a run trains on: training, validation (optional) and test splits."""
+
+    x_train: Any
+    t_train: Any
+    x_val: Any = None
+    t_val: Any = None
+    x_test: Any = None
+    t_test: Any = None
+    class_names: list = field(default_factory=lambda: [str(i) for i in range(10)])
+    checksum: str | None = None
+
+    @classmethod
+    def from_arrays(cls, x_train, t_train, x_val=None, t_val=None, **extra) -> RunData:
+        return cls(x_train, t_train, x_val, t_val, **extra)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.x_val is not None
+
+
+def load_run_data(cfg: RunConfig, data_dir=None, *, rng=None) -> RunData:
+    """Load ``cfg.dataset``, keep the first ``cfg.limit`` training images and split off
+    ``cfg.val_split`` of them for validation (drawn with ``rng``, by default the
+    config's split generator). Pixels stay uint8; the Trainer scales each batch."""
+    from dlscratch.data import CLASS_NAMES, dataset_checksum, load_mnist, train_val_split
+
+    (x, t), (x_test, t_test) = load_mnist(normalize=False, dataset=cfg.dataset,
+                                          data_dir=data_dir)
+    if cfg.limit is not None:
+        x, t = x[: cfg.limit], t[: cfg.limit]
+    x_val = t_val = None
+    if cfg.val_split > 0:
+        rng = cfg.rngs()["split"] if rng is None else rng
+        n_val = int(round(len(x) * cfg.val_split))
+        if n_val < 1 or n_val >= len(x):
+            fail(
+                f"val_split {cfg.val_split:g} of {len(x)} training images leaves "
+                f"{len(x) - n_val} for training and {n_val} for validation; "
+                "use more images (limit) or another val_split (0 for none)"
+            )
+        (x, t), (x_val, t_val) = train_val_split(x, t, cfg.val_split, rng=rng)
+    return RunData(
+        x, t, x_val, t_val, x_test, t_test,
+        class_names=list(CLASS_NAMES[cfg.dataset]),
+        checksum=dataset_checksum(cfg.dataset, data_dir),
+    )
+
+
+# -- the trainer -------------------------------------------------------------------------
+
+
+def build_trainer(cfg: RunConfig, data: RunData, *, callbacks=(), network=None, **trainer_kw):
+    """Network, optimizer, schedule and early stopping, and the Trainer that runs them.
+
+    The batch size is clamped to the training set (a note on stderr would be the CLI's
+    job; here it is silent only because the data decides it). ``trainer_kw`` goes to
+    :class:`~dlscratch.training.Trainer` (``verbose``, ``progress``, ...).
+    """
+    from dlscratch.backend import set_num_threads
+    from dlscratch.training import Trainer
+
+    if cfg.threads is not None:
+        set_num_threads(cfg.threads)
+    rngs = cfg.rngs()
+    if network is None:
+        network = cfg.build_network(rngs["init"])
+    batch_size = min(cfg.batch_size, len(data.x_train))
+    return Trainer(
+        network,
+        cfg.build_optimizer(),
+        data.x_train,
+        data.t_train,
+        data.x_val,
+        data.t_val,
+        epochs=cfg.epochs,
+        batch_size=batch_size,
+        sampling=cfg.sampling,
+        rng=rngs["shuffle"],
+        callbacks=[*cfg.build_callbacks(has_validation=data.has_validation), *callbacks],
+        **trainer_kw,
+    )
