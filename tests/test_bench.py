@@ -56,7 +56,7 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
         assert results[section].get("skipped") or len(results[section]) > 2
     if HAVE_MNIST:  # with the data at hand nothing may be skipped
         assert "skipped" not in results["load_mnist"], results["load_mnist"]
-        assert 0 < results["load_mnist"]["cached_min_s"] and "load_mnist: cold" in table
+        assert 0 < results["load_mnist"]["cached_min_s"] and "load_mnist: cached" in table
     if HAVE_MNIST and HAVE_WEIGHTS:
         inference = results["inference"]
         assert "skipped" not in inference, inference

@@ -125,7 +125,7 @@ def test_missing_weights_is_a_clear_error(tmp_path, capsys):
             str(tmp_path / "nope.pkl"),
         ]
     )
-    assert rc == 1
+    assert rc == 2  # a path the user gave that does not exist is bad input
     assert "weights file not found" in capsys.readouterr().err
 
 

@@ -453,10 +453,15 @@ def train_iterations(
     eval_sets: dict | None = None,
     record_loss: bool = True,
 ) -> TrainLog:
-    """The book's training loop: ``iterations`` updates on random mini-batches.
+    """The book's own explicit training loop: ``iterations`` updates on random mini-batches.
 
-    Each update draws ``batch_size`` samples *with replacement*
-    (:func:`dlscratch.data.sample_minibatch`), computes the gradient by
+    This is the one training loop besides :class:`~dlscratch.training.Trainer`, kept
+    because the figures of chapters 4-6 are defined by it: the loss is recorded *after*
+    each update, accuracy is measured before the first update, and networks are allowed
+    to explode (the batch-norm and weight-init figures provoke it). Batches come from
+    the same sampler as the Trainer's (:class:`~dlscratch.data.BatchSampler` in
+    ``'random'`` mode: ``batch_size`` samples drawn *with replacement*, as the book's
+    ``np.random.choice``). Each update computes the gradient by
     backpropagation and lets ``optimizer`` update ``net.params``. With
     ``record_loss`` the loss of that mini-batch is recorded after the update,
     as in the book's ``train_neuralnet.py``.
@@ -464,7 +469,7 @@ def train_iterations(
     Accuracy on each of ``eval_sets`` (``{name: (x, t)}``) is measured before
     training, after every ``eval_every`` updates (one epoch) and after the last update.
     """
-    from dlscratch.data import sample_minibatch
+    from dlscratch.data import BatchSampler
 
     log = TrainLog(accuracy={name: [] for name in (eval_sets or {})})
 
@@ -478,8 +483,14 @@ def train_iterations(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if eval_sets:
             evaluate(0)
+        sampler = BatchSampler(len(x), batch_size, mode="random", rng=rng)
+        batches = iter(())
         for i in range(1, int(iterations) + 1):
-            xb, tb = sample_minibatch(x, t, batch_size, rng)
+            index = next(batches, None)
+            if index is None:  # a new pass of the sampler, continuing the same rng stream
+                batches = iter(sampler)
+                index = next(batches)
+            xb, tb = x[index], t[index]
             grads = net.gradient(xb, tb)
             optimizer.update(net.params, grads)
             if record_loss:

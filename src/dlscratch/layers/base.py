@@ -2,37 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from dlscratch.backend import get_array_module
-
-
-def sum_over_batch(a, out=None):
-    """``a.sum(axis=0)`` for a (N, D) array, computed as the product ``ones(N) @ a``.
-
-    One BLAS matrix-vector product is several times faster than NumPy's
-    reduction over the first axis at training sizes (the values agree up to
-    rounding). ``out``: optional (D,) array to write into.
-    """
-    xp = get_array_module(a)
-    return xp.matmul(_ones(a.shape[0], a.dtype, xp), a, out=out)
-
-
-_ONES: dict = {}
-
-
-def _ones(n, dtype, xp):
-    """A read-only vector of ``n`` ones, kept between calls (NumPy only; saves an allocation)."""
-    if xp is not np:
-        return xp.ones(n, dtype=dtype)
-    key = (n, np.dtype(dtype))
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 32:  # many batch sizes (e.g. a last short batch per epoch)
-            _ONES.clear()
-        ones = _ONES[key] = np.ones(n, dtype=dtype)
-        ones.flags.writeable = False
-    return ones
+from dlscratch.fast import sum_over_batch  # noqa: F401  (re-exported for the layers)
 
 
 class Layer:

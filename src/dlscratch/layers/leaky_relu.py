@@ -18,7 +18,9 @@ class LeakyReLU(Layer):
     """
 
     options = (
-        Option("alpha", float, 0.01, "slope for negative inputs", low=0.0, high=1.0, high_open=True),
+        Option(
+            "alpha", float, 0.01, "slope for negative inputs", low=0.0, high=1.0, high_open=True
+        ),
     )
 
     def __init__(self, alpha: float = 0.01) -> None:

@@ -31,12 +31,12 @@ from dlscratch.backend import (
     resolve_dtype,
     to_numpy,
 )
+from dlscratch.fast import all_finite
 from dlscratch.functions import softmax
 from dlscratch.layers import (
     Dropout,
     SoftmaxWithLoss,
 )
-from dlscratch.layers.base import _ones
 
 #: Parameter-name prefixes that weight decay applies to (weights, not biases or BN).
 _DECAYED_PREFIX = "W"
@@ -250,7 +250,7 @@ class Network:
             if not (integral or x.dtype.kind == "f"):
                 raise TypeError(f"input must be numeric, got dtype {x.dtype}")
             x = x.astype(self.dtype)
-        if x.size and not integral and not _all_finite(x):
+        if x.size and not integral and not all_finite(x):  # cheap: dlscratch.fast.all_finite
             raise ValueError("input contains NaN or infinity; clean or re-normalise the data")
         return x
 
@@ -456,18 +456,3 @@ class Network:
 def _decayed(name: str) -> bool:
     return name.startswith(_DECAYED_PREFIX)
 
-
-def _all_finite(x) -> bool:
-    """Whether ``x`` (N, ...) holds no NaN or infinity - cheaply.
-
-    One matrix-vector product forms the row sums (a NaN or an infinity makes
-    its row's sum non-finite), which costs a fraction of a full
-    ``isfinite(x).all()``; only when a sum is not finite (which huge finite
-    values can also cause) is the exact test run.
-    """
-    xp = get_array_module(x)
-    rows = x.reshape(x.shape[0], -1)
-    sums = rows @ _ones(rows.shape[1], rows.dtype, xp)
-    if math.isfinite(float(sums.sum())):
-        return True
-    return bool(xp.isfinite(x).all())

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch.backend import to_device
-from dlscratch.data.batching import as_rng, to_float
+from dlscratch.data.batching import BatchSampler, as_rng, to_float
 from dlscratch.training.callbacks import Callback, EpochLogger, LambdaCallback
 from dlscratch.training.checkpoint import STATE_VERSION, apply_trainer_state
 from dlscratch.training.errors import DivergedError, NonFiniteLossError, TrainingInterrupted
@@ -313,12 +313,14 @@ class Trainer:
         return cached[1], cached[2]
 
     def _epoch_batches(self):
-        """Index arrays of this epoch's mini-batches (draws from ``self.rng``)."""
-        n, b = len(self.x_train), self.batch_size
-        if self.sampling == "random":
-            return self.rng.integers(0, n, size=(self.steps_per_epoch, b))
-        order = self.rng.permutation(n)
-        return [order[i : i + b] for i in range(0, n, b)]
+        """This epoch's mini-batch indices, drawn by :class:`~dlscratch.data.BatchSampler`.
+
+        'random' sampling gives one (steps, batch_size) array (the same draws as the
+        sampler's one by one), 'epoch' sampling a list of slices of one permutation.
+        """
+        sampler = BatchSampler(len(self.x_train), self.batch_size, mode=self.sampling, rng=self.rng)
+        batches = list(sampler)
+        return np.stack(batches) if self.sampling == "random" else batches
 
     def last_batch_correct(self) -> tuple[int, int]:
         """(correct, size) of the latest mini-batch, from the loss layer's cached output."""
