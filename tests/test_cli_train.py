@@ -30,22 +30,26 @@ def exit_code_and_err(capsys, argv):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--lr", "-0.1"], "must be a number > 0"),
+        (["--lr", "-0.1"], "argument --lr: must be > 0, got -0.1"),
         (["--lr", "abc"], "expected a number"),
         (["--hidden", "100,abc"], "invalid layer sizes '100,abc'"),
         (["--hidden", "100,0"], "comma-separated positive integers"),
-        (["--optimizer", "adamw"], "invalid choice: 'adamw' (choose from "),
+        (["--optimizer", "lion"], "invalid choice: 'lion' (choose from "),
         (["--activation", "gelu"], "invalid choice: 'gelu'"),
-        (["--epochs", "0"], "must be a positive integer"),
-        (["--batch-size", "-5"], "must be a positive integer"),
-        (["--val-split", "1.5"], "from 0 (inclusive) to 1"),
-        (["--dropout", "1"], "from 0 (inclusive) to 1"),
-        (["--weight-decay", "-1"], "must be a number >= 0"),
+        (["--epochs", "0"], "must be >= 1"),
+        (["--epochs", str(10**23)], "must be >= 1 and <= 100000"),
+        (["--batch-size", "-5"], "must be >= 1"),
+        (["--val-split", "1.5"], "must be >= 0 and < 1, got 1.5"),
+        (["--dropout", "1"], "must be >= 0 and < 1, got 1"),
+        (["--weight-decay", "-1"], "must be >= 0, got -1"),
         (["--init", "huge"], "expected 'he', 'xavier' or a standard deviation"),
         (["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
-        (["--seed", "-1"], "must be an integer >= 0"),
+        (["--seed", "-1"], "must be >= 0"),
         (["--device", "tpu"], "invalid choice: 'tpu' (choose from "),
-        (["--threads", "0"], "must be a positive integer"),
+        (["--threads", "0"], "must be >= 1"),
+        (["--momentum", "1.5"], "must be >= 0 and < 1"),
+        (["--alpha", "-1"], "must be >= 0 and < 1"),
+        (["--opt", "momentum"], "expected KEY=VALUE"),
     ],
 )
 def test_invalid_options_exit_2_and_say_what_is_valid(capsys, argv, message):
@@ -55,17 +59,18 @@ def test_invalid_options_exit_2_and_say_what_is_valid(capsys, argv, message):
     assert "usage: dlscratch train" in err
     if "choose from" in message:  # the valid names are listed in the error itself
         line = err.strip().splitlines()[-1]  # (the usage lines list every choice anyway)
-        valid = {"--optimizer": ("sgd", "rmsprop"), "--device": ("cpu", "cuda")}[argv[0]]
+        valid = {"--optimizer": ("sgd", "rmsprop", "adamw"), "--device": ("cpu", "cuda")}[argv[0]]
         assert "choose from" in line and all(name in line for name in valid)
 
 
-def test_batch_size_larger_than_the_data_exits_2_after_loading(capsys, tmp_path):
-    argv = ["train", "--limit", "500", "--batch-size", "600", "--out", str(tmp_path / "r")]
+def test_batch_size_larger_than_the_data_is_clamped_with_a_note(capsys, tmp_path):
+    argv = ["train", "--limit", "500", "--batch-size", "600", "--epochs", "1", "--no-progress",
+            "--out", str(tmp_path / "r")]
     code, err = exit_code_and_err(capsys, argv)
-    assert code == 2
-    assert "dlscratch train: error: --batch-size 600 is larger than the training set" in err
-    assert "450 images after the validation split" in err and "choose 1 to 450" in err
-    assert not (tmp_path / "r").exists()  # a run that never started leaves no empty folder
+    assert code == 0
+    assert "note: --batch-size 600 is larger than the 450 training images; using 450" in err
+    history = (tmp_path / "r" / "history.csv").read_text().splitlines()
+    assert history[1].split(",")[1] == "1"  # one step of 450 images
 
 
 def test_an_existing_run_folder_is_never_overwritten_silently(capsys, tmp_path):
@@ -83,7 +88,9 @@ def test_resume_only_lets_epochs_change(capsys, tmp_path):
     code, err = exit_code_and_err(capsys, ["train", "--resume", str(tmp_path), "--lr", "0.1"])
     assert code == 2 and "--lr cannot be changed when resuming" in err
     code, err = exit_code_and_err(capsys, ["train", "--resume", str(tmp_path)])
-    assert code == 1 and "no checkpoint.npz in" in err
+    assert code == 2 and "no checkpoint.npz in" in err
+    code, err = exit_code_and_err(capsys, ["train", "--resume", str(tmp_path / "nope")])
+    assert code == 2 and "run folder not found" in err
 
 
 def test_cuda_without_a_gpu_exits_2_with_the_fix_before_touching_anything(
@@ -103,7 +110,7 @@ def test_cuda_without_a_gpu_exits_2_with_the_fix_before_touching_anything(
 def test_early_stopping_needs_a_validation_split(capsys, tmp_path):
     argv = ["train", *SMALL, "--val-split", "0", "--early-stopping", "2", "--out", str(tmp_path)]
     code, err = exit_code_and_err(capsys, argv)
-    assert code == 2 and "--early-stopping needs validation data" in err
+    assert code == 2 and "--early-stopping) needs validation data" in err and "--val-split" in err
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,8 @@ def test_run_folder_has_every_file_and_they_parse(small_run):
     assert final["test_acc"] > 0.8  # 2 epochs on 1800 images
     assert metrics["versions"]["numpy"] == np.__version__
     assert metrics["hardware"]["device"] == "cpu" and metrics["hardware"]["cpu_count"] >= 1
-    assert "device" not in metrics["config"]  # where it ran is not part of what it is
+    # where it ran is part of the configuration, but the one part a resume may change
+    assert metrics["config"]["device"] == "cpu" and metrics["config"]["threads"] == 1
     for name in ("curves.png", "confusion.png", "misclassified.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
@@ -257,5 +265,62 @@ def test_a_diverging_run_exits_1_with_the_step_and_a_hint(capsys, tmp_path):
     argv = ["train", *SMALL, "--optimizer", "sgd", "--lr", "1e6", "--out", str(tmp_path / "r")]
     code, err = exit_code_and_err(capsys, argv)
     assert code == 1
-    assert re.search(r"dlscratch train: error: the training loss became (nan|inf) at step \d+", err)
+    assert re.search(r"dlscratch train: error: the training loss rose to \S+, more than 10 times "
+                     r"its start \(\S+\) at step \d+", err)
     assert "lower the learning rate (it is 1e+06; try 100000)" in err
+
+
+# -- the run configuration: --config, optimizer and activation options -----------------------
+
+
+def test_config_file_round_trip_and_overrides(capsys, tmp_path):
+    first = tmp_path / "first"
+    argv = ["train", *SMALL, "--epochs", "1", "--optimizer", "momentum", "--momentum", "0.8",
+            "--hidden", "30", "--out", str(first)]
+    assert main(argv) == 0
+    saved = json.loads((first / "config.json").read_text())
+    assert saved["optimizer_options"] == {"momentum": 0.8} and saved["hidden"] == [30]
+    assert saved["lr"] == 0.01  # Momentum's default rate, written down
+    second = tmp_path / "second"
+    argv = ["train", "--config", str(first / "config.json"), "--seed", "5", "--no-progress",
+            "--out", str(second)]
+    assert main(argv) == 0
+    again = json.loads((second / "config.json").read_text())
+    assert again == {**saved, "seed": 5}
+
+
+def test_adamw_and_leaky_relu_train_from_the_command_line(capsys, tmp_path):
+    argv = ["train", *SMALL, "--epochs", "1", "--optimizer", "adamw", "--opt", "weight_decay=0.05",
+            "--activation", "leaky_relu", "--alpha", "0.1", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "leaky_relu (init he; alpha 0.1" in out and "adamw lr 0.001, weight_decay 0.05" in out
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["activation_options"] == {"alpha": 0.1}
+    assert config["optimizer_options"] == {"weight_decay": 0.05}
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["final"]["test_acc"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"epoch": 3}, "unknown key 'epoch'"),
+        ({"optimizer": "sgd", "optimizer_options": {"momentum": 0.9}}, "has no option 'momentum'"),
+        ({"hidden": [10**9]}, "at most 100,000"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_a_bad_config_file_exits_2_naming_the_key(capsys, tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    code, err = exit_code_and_err(capsys, ["train", "--config", str(path), "--out",
+                                           str(tmp_path / "r")])
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_option_of_another_optimizer_is_refused(capsys, tmp_path):
+    code, err = exit_code_and_err(capsys, ["train", "--optimizer", "sgd", "--momentum", "0.9",
+                                           "--out", str(tmp_path / "r")])
+    assert code == 2 and "optimizer 'sgd' has no option 'momentum'" in err

@@ -223,7 +223,10 @@ class RunConfig:
             callbacks.append(_registry("schedule").get_class(self.schedule).for_run(self.epochs))
         if self.early_stopping is not None:
             if not has_validation:
-                fail("early_stopping needs validation data: set val_split > 0")
+                fail(
+                    "early stopping (early_stopping, --early-stopping) needs validation data: "
+                    "set val_split (--val-split) > 0"
+                )
             callbacks.append(EarlyStopping("val_acc", patience=self.early_stopping))
         return callbacks
 
@@ -388,7 +391,7 @@ def load_run_data(cfg: RunConfig, data_dir=None, *, rng=None) -> RunData:
             fail(
                 f"val_split {cfg.val_split:g} of {len(x)} training images leaves "
                 f"{len(x) - n_val} for training and {n_val} for validation; "
-                "use more images (limit) or another val_split (0 for none)"
+                "use more images (limit, --limit) or another val_split (--val-split; 0 for none)"
             )
         (x, t), (x_val, t_val) = train_val_split(x, t, cfg.val_split, rng=rng)
     return RunData(
@@ -401,12 +404,25 @@ def load_run_data(cfg: RunConfig, data_dir=None, *, rng=None) -> RunData:
 # -- the trainer -------------------------------------------------------------------------
 
 
-def build_trainer(cfg: RunConfig, data: RunData, *, callbacks=(), network=None, **trainer_kw):
+def build_trainer(
+    cfg: RunConfig,
+    data: RunData,
+    *,
+    callbacks=(),
+    network=None,
+    optimizer=None,
+    input_shape=None,
+    n_classes: int | None = None,
+    **trainer_kw,
+):
     """Network, optimizer, schedule and early stopping, and the Trainer that runs them.
 
-    The batch size is clamped to the training set (a note on stderr would be the CLI's
-    job; here it is silent only because the data decides it). ``trainer_kw`` goes to
-    :class:`~dlscratch.training.Trainer` (``verbose``, ``progress``, ...).
+    ``network``/``optimizer``: use these instead of building new ones (warm starts).
+    ``input_shape`` defaults to one sample of ``data.x_train`` (a flat 784 for MNIST
+    loaded flat), ``n_classes`` to ``len(data.class_names)``. The batch size is clamped
+    to the training set (the command line prints a note when it does).
+    ``trainer_kw`` goes to :class:`~dlscratch.training.Trainer` (``verbose``,
+    ``progress``, ...).
     """
     from dlscratch.backend import set_num_threads
     from dlscratch.training import Trainer
@@ -415,11 +431,13 @@ def build_trainer(cfg: RunConfig, data: RunData, *, callbacks=(), network=None, 
         set_num_threads(cfg.threads)
     rngs = cfg.rngs()
     if network is None:
-        network = cfg.build_network(rngs["init"])
+        shape = tuple(data.x_train.shape[1:]) if input_shape is None else tuple(input_shape)
+        classes = len(data.class_names) if n_classes is None else int(n_classes)
+        network = cfg.build_network(rngs["init"], input_shape=shape, n_classes=classes)
     batch_size = min(cfg.batch_size, len(data.x_train))
     return Trainer(
         network,
-        cfg.build_optimizer(),
+        cfg.build_optimizer() if optimizer is None else optimizer,
         data.x_train,
         data.t_train,
         data.x_val,

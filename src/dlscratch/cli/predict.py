@@ -1,44 +1,61 @@
-"""``dlscratch predict``: classify your own images of digits (or clothes) with a trained model.
+"""``dlscratch predict``: classify your own pictures of digits (or clothes) with a trained model.
 
 ::
 
     dlscratch predict --model runs/<run> my_seven.png photo_of_a_3.jpg
+    dlscratch predict --model runs/<run> photos/ "scans/*.jpg" --save-input seen/
 
-Any size of PNG, JPEG (or other format Pillow reads) works: the image is made
-to look like an MNIST digit (:func:`image_to_mnist`) and the top 3 classes are
-printed with their probabilities. A file that cannot be read gets an error
-line; the other files are still classified, and the exit status is 1.
+Any size of PNG, JPEG (or other format :data:`dlscratch.imaging.FORMATS`) works:
+the picture is made to look like an MNIST digit (:func:`dlscratch.imaging.prepare_digit`:
+background and lighting removed, cropped, scaled into 20x20, centred in 28x28)
+and the top 3 classes are printed with their probabilities. Folders give the
+images in them; quoted glob patterns are expanded.
+
+Exit status: 0 every picture was classified; 1 a file could not be read (the
+others are still classified); 2 bad options or model; 3 every file was read
+but in some no single digit was found (blank, or several digits side by side).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from dlscratch.cli.options import add_model_option, positive_int
+from dlscratch.imaging import SIZE, display_name, image_to_mnist, to_grayscale  # noqa: F401
 
-#: Side of the box the digit is scaled into, inside the 28x28 frame (as in MNIST).
-DIGIT_BOX = 20
-SIZE = 28
+#: Exit status when a picture holds no digit, or several.
+NO_DIGIT = 3
+
+#: File name endings ``predict`` picks up from a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``predict`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "predict",
-        help="classify your own images (PNG/JPEG, any size) with a trained model",
-        description="Classify image files with a trained model. Each image is converted to "
-        "grayscale, inverted when its background is light (MNIST digits are white on black), "
-        "cropped to the digit, scaled into a 20x20 box and centred by its centre of mass in a "
-        "28x28 frame - the way MNIST was made. Prints the top classes with probabilities.",
+        help="classify your own pictures of digits (PNG/JPEG, any size) with a trained model",
+        description="Classify pictures with a trained model. Each picture is made to look like "
+        "an MNIST digit, the way MNIST was made: the paper's background and uneven lighting are "
+        "removed, dark ink on light paper is inverted (MNIST is white on black), the digit is "
+        "cropped, scaled into a 20x20 box and centred by its centre of mass in a 28x28 frame. "
+        "Prints the top classes with probabilities.",
+        epilog="exit status: 0 all classified; 1 a file could not be read; 2 bad options; "
+        f"{NO_DIGIT} no digit (blank picture) or several digits found in a picture.",
     )
     add_model_option(parser)
     parser.add_argument(
-        "images", type=Path, nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)"
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, folders of images, or quoted glob patterns ('photos/*.jpg')",
     )
     parser.add_argument(
         "--top", type=positive_int, default=3, help="how many classes to show per image (default 3)"
@@ -47,153 +64,159 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--invert",
         choices=("auto", "yes", "no"),
         default="auto",
-        help="invert to white-on-black: auto (when the border is light, default), yes or no",
+        help="dark ink on light paper: yes; light strokes on dark: no; auto: decide (default)",
+    )
+    parser.add_argument(
+        "--save-input",
+        type=Path,
+        metavar="DIR",
+        help="write the 28x28 image the network saw for each picture to DIR (as PNG)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace images already in --save-input DIR"
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="BLAS threads (default: as the BLAS chooses)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
     return parser
 
 
-# -- preprocessing --------------------------------------------------------------------------
+# -- which files ------------------------------------------------------------------------------
 
 
-def read_grayscale(path) -> np.ndarray:
-    """The image at ``path`` as float64 luminance 0-255, shape (H, W).
-
-    EXIF rotation is applied. An image with a transparent background gets its
-    opacity as the result (the strokes as ink, white on black); other
-    transparent pixels are flattened onto white.
-
-    Raises
-    ------
-    OSError
-        Missing, unreadable or not an image (the message says which file and why).
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64)
-                if _border_level(alpha) < 128:
-                    # a transparent background: the opaque strokes are the digit (white on black)
-                    return alpha
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            gray = np.asarray(img.convert("L"), dtype=np.float64)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise IsADirectoryError(f"{path}: is a folder, not an image") from None
-    except UnidentifiedImageError:
-        raise OSError(f"{path}: not an image Pillow can read (PNG, JPEG, ...)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise OSError(f"{path}: cannot read the image ({exc})") from None
-    if gray.size == 0:
-        raise OSError(f"{path}: the image is empty")
-    return gray
+def expand_inputs(items) -> list[tuple[str, str | None]]:
+    """``(path, error)`` pairs: folders give their images, glob patterns their matches."""
+    found: list[tuple[str, str | None]] = []
+    for item in items:
+        if os.path.isdir(item):
+            names = sorted(
+                os.path.join(item, n)
+                for n in os.listdir(item)
+                if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+            )
+            if not names:
+                kinds = ", ".join(IMAGE_SUFFIXES)
+                found.append((item, f"the folder holds no images ({kinds})"))
+            found += [(n, None) for n in names]
+        elif not os.path.lexists(item) and glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                found.append((item, "no file matches this pattern"))
+            found += [(m, None) for m in matches if not os.path.isdir(m)]
+        else:
+            found.append((item, None))
+    return found
 
 
-def _border_level(a: np.ndarray) -> float:
-    """Median of the outermost rows and columns: the background's level."""
-    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    return float(np.median(edge))
+def printable(text: str, stream) -> str:
+    """``text`` as ``stream`` can print it (odd bytes and characters as escapes)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
-def image_to_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
-    """Turn a grayscale image (H, W), values 0-255, into an MNIST-like (28, 28) float32 in [0, 1].
+def _input_name(path: str, used: set) -> str:
+    """A file name for the 28x28 input of ``path``, unique within this batch."""
+    stem = Path(path).stem or "image"
+    name, n = f"{stem}.png", 2
+    while name in used:
+        name, n = f"{stem}-{n}.png", n + 1
+    used.add(name)
+    return name
 
-    1. Polarity: MNIST digits are white on black; with ``invert='auto'`` the
-       image is inverted when its border is light (dark ink on paper).
-    2. Contrast: the background level (border median) becomes 0, the brightest
-       ink 1.
-    3. Crop to the digit's bounding box (pixels above 10% of the peak), scale
-       the longer side to 20 px keeping the aspect ratio, and place it in the
-       28x28 frame so that its centre of mass is at the centre, as MNIST was
-       prepared.
-    """
+
+def save_input(image28: np.ndarray, path: Path, overwrite: bool) -> None:
     from PIL import Image
 
-    a = np.asarray(gray, dtype=np.float64)
-    if invert == "yes" or (invert == "auto" and _border_level(a) > 127):
-        a = 255.0 - a
-    background = min(_border_level(a), float(a.max()))
-    a = np.clip(a - background, 0, None)
-    peak = a.max()
-    if peak <= 0:  # a blank image: nothing to find
-        return np.zeros((SIZE, SIZE), dtype=np.float32)
-    a /= peak
-    rows = np.flatnonzero((a > 0.1).any(axis=1))
-    cols = np.flatnonzero((a > 0.1).any(axis=0))
-    a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = a.shape
-    scale = DIGIT_BOX / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    patch = Image.fromarray((a * 255).astype(np.uint8)).resize((new_w, new_h), Image.LANCZOS)
-    patch = np.asarray(patch, dtype=np.float32) / 255.0
-    total = patch.sum()
-    if total > 0:
-        cy = float(patch.sum(axis=1) @ np.arange(new_h)) / total
-        cx = float(patch.sum(axis=0) @ np.arange(new_w)) / total
-    else:
-        cy, cx = (new_h - 1) / 2, (new_w - 1) / 2
-    # MNIST digits have their centre of mass near pixel (14, 14)
-    top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - new_h))
-    left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - new_w))
-    frame = np.zeros((SIZE, SIZE), dtype=np.float32)
-    frame[top : top + new_h, left : left + new_w] = patch
-    return frame
+    from dlscratch.fileio import atomic_path
+
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{display_name(path)} exists; pass --overwrite to replace it")
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.round(image28 * 255).astype(np.uint8)).save(tmp, format="PNG")
 
 
-# -- the command ----------------------------------------------------------------------------
+# -- the command ------------------------------------------------------------------------------
 
 
 def run(args) -> int:
+    from dlscratch.backend import set_num_threads
     from dlscratch.cli.evaluate import load_classifier, model_dataset
     from dlscratch.data import CLASS_NAMES
     from dlscratch.functions import softmax
+    from dlscratch.imaging import open_image, prepare_digit
 
+    if args.threads is not None and set_num_threads(args.threads) is None:
+        raise ValueError("--threads needs the threadpoolctl package; set OPENBLAS_NUM_THREADS")
+    if args.save_input is not None and args.save_input.exists() and not args.save_input.is_dir():
+        raise ValueError(f"--save-input {display_name(args.save_input)} is a file, not a folder")
     net, user = load_classifier(args.model)
     if net.input_size not in (None, SIZE * SIZE):
         raise ValueError(f"the model expects {net.input_size} inputs, not 28x28 images")
     names = (user.get("dataset") or {}).get("class_names") or list(CLASS_NAMES[model_dataset(user)])
-    failed = 0
+    inputs = expand_inputs(args.images)
+    failed = no_digit = 0
     results = []
-    for path in args.images:
+    used_names: set = set()
+    out, err = sys.stdout, sys.stderr
+    for path, problem in inputs:
+        shown = display_name(path)
         try:
-            x = image_to_mnist(read_grayscale(path), invert=args.invert)
-        except OSError as exc:
+            if problem:
+                raise ValueError(f"{shown}: {problem}")
+            digit = prepare_digit(open_image(path, name=shown), invert=args.invert)
+            if args.save_input is not None:
+                name = _input_name(path, used_names)
+                save_input(digit.image, args.save_input / name, args.overwrite)
+        except (OSError, ValueError) as exc:
             failed += 1
-            print(f"dlscratch predict: error: {exc}", file=sys.stderr)
-            results.append({"file": str(path), "error": str(exc)})
+            print(printable(f"dlscratch predict: error: {exc}", err), file=err)
+            results.append({"file": shown, "error": str(exc)})
             continue
-        scores = net.predict(x.reshape(1, -1).astype(net.dtype))
+        result = {"file": shown, "digits": digit.components, "box": digit.box}
+        results.append(result)
+        if digit.blank or digit.components > 1:
+            no_digit += 1
+            if digit.blank:
+                result["note"] = "no digit found"
+                line = f"{shown}: no digit found (blank, or ink too faint to tell from the paper)"
+            else:
+                result["note"] = f"{digit.components} digits found"
+                line = (
+                    f"{shown}: {digit.components} digits found side by side; "
+                    "predict reads one digit per picture - crop it to one digit"
+                )
+            if not args.json:
+                print(printable(line, out), file=out)
+            continue
+        scores = net.predict(digit.pixels.reshape(1, -1).astype(net.dtype))
         probs = softmax(np.asarray(scores, dtype=np.float64))[0]
         top = np.argsort(-probs, kind="stable")[: args.top]
-        results.append(
+        result["top"] = [
             {
-                "file": str(path),
-                "top": [
-                    {
-                        "class": names[i] if i < len(names) else str(i),
-                        "index": int(i),
-                        "probability": float(probs[i]),
-                    }
-                    for i in top
-                ],
+                "class": names[i] if i < len(names) else str(i),
+                "index": int(i),
+                "probability": float(probs[i]),
             }
-        )
+            for i in top
+        ]
         if not args.json:
-            ranked = "  ".join(f"{r['class']} ({r['probability']:.1%})" for r in results[-1]["top"])
-            print(f"{path}: {ranked}")
+            ranked = "  ".join(f"{r['class']} ({r['probability']:.1%})" for r in result["top"])
+            print(printable(f"{shown}: {ranked}", out), file=out)
     if args.json:
         print(json.dumps(results, indent=2))
     if failed:
+        print(f"dlscratch predict: {failed} of {len(inputs)} file(s) could not be read", file=err)
+        return 1
+    if no_digit:
         print(
-            f"dlscratch predict: {failed} of {len(args.images)} file(s) could not be read",
-            file=sys.stderr,
+            f"dlscratch predict: no single digit found in {no_digit} of {len(inputs)} picture(s)",
+            file=err,
         )
-    return 1 if failed else 0
+        return NO_DIGIT
+    return 0

@@ -57,8 +57,8 @@ def _typed(option: Option):
             value = raw.lower()
         try:
             return option.validate(value, where="")
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        except ValueError as exc:  # "lr must be > 0, got -1" -> "must be > 0, got -1"
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{option.name} ")) from None
 
     convert.__name__ = option.type.__name__
     return convert

@@ -159,6 +159,13 @@ def _check_hardware(config: RunConfig):
         )
 
 
+def _callbacks(config: RunConfig, out: Path) -> list:
+    """What the command adds to the configuration's own callbacks: the checkpoint."""
+    from dlscratch.training import Checkpoint
+
+    return [Checkpoint(out / CHECKPOINT, metadata={"config": config.to_dict()})]
+
+
 def _describe(config: RunConfig, net, data) -> str:
     val = f", {len(data.x_val)} for validation" if data.has_validation else ""
     return (
@@ -174,7 +181,7 @@ def _describe(config: RunConfig, net, data) -> str:
 def run(args) -> int:
     from dlscratch.config import build_trainer, load_run_data
     from dlscratch.fileio import write_json
-    from dlscratch.training import Checkpoint, NonFiniteLossError, Trainer, TrainingInterrupted
+    from dlscratch.training import NonFiniteLossError, Trainer, TrainingInterrupted
 
     started = time.perf_counter()
     if args.resume is not None:
@@ -182,6 +189,7 @@ def run(args) -> int:
         out = checkpoint.parent
     else:
         config, checkpoint = config_from_args(args), None
+        config = config.replace(lr=config.learning_rate)  # the folder says which rate ran
         out = _choose_out(args, config)  # created once the data and the network are ready
     _check_hardware(config)
     data = load_run_data(config, args.data_dir)
@@ -191,7 +199,7 @@ def run(args) -> int:
             f"training images; using {len(data.x_train)}",
             file=sys.stderr,
         )
-    callbacks = [Checkpoint(out / CHECKPOINT, metadata={"config": config.to_dict()})]
+    callbacks = _callbacks(config, out)
     progress = False if args.no_progress else None
     if checkpoint is None:
         trainer = build_trainer(

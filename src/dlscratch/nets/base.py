@@ -439,6 +439,14 @@ class Network:
             xp = get_array_module(target)
             target[...] = xp.asarray(value, dtype=target.dtype)
 
+    def summary(self, input_shape=None) -> str:
+        """A table of the layers, their output shapes and parameter counts (also printed)."""
+        from dlscratch.summary import summary
+
+        text = summary(self, input_shape)
+        print(text)
+        return text
+
     def get_config(self) -> dict:  # pragma: no cover - overridden
         raise NotImplementedError
 

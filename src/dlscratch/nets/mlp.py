@@ -42,6 +42,11 @@ class MultiLayerNet(Network):
     use_batchnorm, use_dropout, dropout_ratio
         Batch normalization after each hidden Affine; dropout after each activation.
         ``dropout_ration`` (the book's spelling) is accepted as well.
+    dropout_scale : 'inverted' | 'book'
+        Where dropout rescales: 'inverted' (default) divides the kept activations by
+        ``1 - ratio`` while training; 'book' multiplies by ``1 - ratio`` at test time, as
+        the book's code does. They agree at test time but train differently with plain SGD
+        (see :class:`~dlscratch.layers.Dropout`).
     batchnorm_position : 'before' | 'after'
         Where batch norm sits relative to the activation: 'before' (default, as
         the book draws it) or 'after' (the book mentions both are used).
@@ -67,6 +72,7 @@ class MultiLayerNet(Network):
         batchnorm_position: str = "before",
         activation_options: dict | None = None,
         dropout_ration: float | None = None,
+        dropout_scale: str = "inverted",
     ) -> None:
         super().__init__(dtype=dtype, weight_decay_lambda=weight_decay_lambda)
         sizes = _check_sizes(input_size, hidden_size_list, output_size)
@@ -80,6 +86,10 @@ class MultiLayerNet(Network):
             )
         if use_dropout and not 0 <= dropout_ratio < 1:
             raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        if dropout_scale not in Dropout.SCALES:
+            raise ValueError(
+                f"dropout_scale must be one of {', '.join(Dropout.SCALES)}, got {dropout_scale!r}"
+            )
         init_std(weight_init_std, 1)  # validates the name or value early
         rng = np.random.default_rng(rng)
         self.input_size = sizes[0]
@@ -92,6 +102,7 @@ class MultiLayerNet(Network):
         self.batchnorm_position = batchnorm_position
         self.use_dropout = bool(use_dropout)
         self.dropout_ratio = float(dropout_ratio)
+        self.dropout_scale = dropout_scale
         self.device = device
 
         def arr(a):
@@ -116,7 +127,9 @@ class MultiLayerNet(Network):
             if batchnorm is not None and batchnorm_position == "after":
                 self.layers[f"BatchNorm{i}"] = batchnorm
             if self.use_dropout:
-                self.layers[f"Dropout{i}"] = Dropout(dropout_ratio, rng=rng.spawn(1)[0])
+                self.layers[f"Dropout{i}"] = Dropout(
+                    dropout_ratio, rng=rng.spawn(1)[0], scale=dropout_scale
+                )
         self._collect_params()
 
     def get_config(self) -> dict:
@@ -134,6 +147,7 @@ class MultiLayerNet(Network):
             "batchnorm_position": self.batchnorm_position,
             "use_dropout": self.use_dropout,
             "dropout_ratio": self.dropout_ratio,
+            "dropout_scale": self.dropout_scale,
             "dtype": self.dtype.name,
         }
 

@@ -70,20 +70,26 @@ class Callback:
 class LambdaCallback(Callback):
     """A hook for custom logging: plain functions called per epoch and/or per step.
 
+    The per-epoch and per-step functions may take the logs alone, ``f(logs)``, or the
+    epoch (step) number first, as Keras's ``LambdaCallback`` does, ``f(epoch, logs)``;
+    which one is decided from the function's required positional parameters.
+
     Parameters
     ----------
-    on_epoch_end : callable(logs) -> None, optional
-        Called after each epoch with its row of the History (``epoch``, ``step``,
-        ``lr``, ``batch_loss``, ``train_loss``, ``train_acc``, ``val_loss``,
-        ``val_acc``, ``time_s``).
-    on_step_end : callable(logs) -> None, optional
-        Called after each optimizer step with ``{"epoch", "step", "loss", "lr"}``.
+    on_epoch_end : callable(logs) or callable(epoch, logs), optional
+        Called after each epoch with its 1-based number and its row of the History
+        (``epoch``, ``step``, ``lr``, ``batch_loss``, ``train_loss``, ``train_acc``,
+        ``val_loss``, ``val_acc``, ``time_s``).
+    on_step_end : callable(logs) or callable(step, logs), optional
+        Called after each optimizer step (1-based over the run) with
+        ``{"epoch", "step", "loss", "lr"}``.
     on_train_begin, on_train_end : callable(trainer) -> None, optional
 
     Examples
     --------
     >>> rows = []
     >>> hook = LambdaCallback(on_epoch_end=rows.append)
+    >>> keras_style = LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["val_acc"]))
     """
 
     def __init__(self, on_epoch_end=None, on_step_end=None, on_train_begin=None, on_train_end=None):
@@ -97,6 +103,29 @@ class LambdaCallback(Callback):
                 raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
         self._epoch_fn, self._step_fn = on_epoch_end, on_step_end
         self._begin_fn, self._end_fn = on_train_begin, on_train_end
+        self._epoch_takes_number = self._takes_number("on_epoch_end", on_epoch_end, "epoch")
+        self._step_takes_number = self._takes_number("on_step_end", on_step_end, "step")
+
+    @staticmethod
+    def _takes_number(name: str, fn, number: str) -> bool:
+        """Whether ``fn`` is called as ``fn(number, logs)`` (else ``fn(logs)``)."""
+        import inspect
+
+        if fn is None:
+            return False
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: the plain form
+            return False
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        required = [p for p in params if p.kind in positional and p.default is p.empty]
+        star = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
+        if len(required) > 2:
+            raise TypeError(
+                f"{name} must take (logs) or ({number}, logs), but it requires "
+                f"{len(required)} arguments: {', '.join(p.name for p in required)}"
+            )
+        return len(required) == 2 or (star and not required)
 
     @property
     def wants_step_end(self) -> bool:
@@ -108,10 +137,18 @@ class LambdaCallback(Callback):
 
     def on_step_end(self, trainer, step, loss) -> None:
         lr = trainer.optimizer.lr
-        self._step_fn({"epoch": trainer.epoch + 1, "step": step, "loss": loss, "lr": lr})
+        logs = {"epoch": trainer.epoch + 1, "step": step, "loss": loss, "lr": lr}
+        if self._step_takes_number:
+            self._step_fn(step, logs)
+        else:
+            self._step_fn(logs)
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
-        if self._epoch_fn is not None:
+        if self._epoch_fn is None:
+            return
+        if self._epoch_takes_number:
+            self._epoch_fn(epoch, dict(logs))
+        else:
             self._epoch_fn(dict(logs))
 
     def on_train_end(self, trainer) -> None:
@@ -230,8 +267,10 @@ class Checkpoint(Callback):
 
     The file holds the network, the optimizer state and the trainer's own
     state (epoch, step, shuffling generator, dropout generators, history,
-    callbacks' state): see :meth:`Trainer.save_checkpoint`. Writes are atomic,
-    so an interruption while saving leaves the previous checkpoint intact.
+    callbacks' state) in ONE ``.npz`` file: see :meth:`Trainer.save_checkpoint`.
+    The write is atomic, so at every instant - a kill or a full disk while
+    saving included - the path holds either the previous complete checkpoint
+    or the new one.
 
     Parameters
     ----------

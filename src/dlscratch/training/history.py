@@ -64,6 +64,17 @@ class History:
         return [row[name] for row in self.epochs]
 
     @property
+    def history(self) -> dict:
+        """Per-epoch columns as a dict of lists, as Keras's ``History.history``.
+
+        ``history.history["val_acc"]`` is ``history.val_acc``. Keys are the columns of
+        :data:`EPOCH_COLUMNS` that hold a value (``val_loss``/``val_acc`` are left out of
+        a run without validation data); the lists are copies.
+        """
+        columns = {name: self.column(name) for name in EPOCH_COLUMNS}
+        return {k: v for k, v in columns.items() if any(x is not None for x in v)}
+
+    @property
     def train_acc(self) -> list:
         return self.column("train_acc")
 

@@ -67,8 +67,9 @@ class Trainer:
         Randomness for the shuffling. With the same network seed and ``rng``,
         two runs give bit-identical parameters.
     callbacks : sequence of Callback or callable
-        See :mod:`dlscratch.training.callbacks`. A plain callable ``f(logs)`` is
-        called after every epoch with the epoch's row of the History.
+        See :mod:`dlscratch.training.callbacks`. A plain callable ``f(logs)`` or
+        ``f(epoch, logs)`` (Keras's form) is called after every epoch with the epoch's
+        row of the History.
     train_eval_size : int or None
         Samples of the training set evaluated after each epoch: None (default)
         the whole set, as the book does; an int, the first that many samples
