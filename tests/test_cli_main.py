@@ -22,7 +22,7 @@ def _run_with(monkeypatch, capsys, exc):
     [
         (ValueError("--lr must be > 0"), 2, "dlscratch verify: error: --lr must be > 0"),
         (TypeError("dtype must be float32 or float64"), 2, "error: dtype must be float32"),
-        (FileNotFoundError("no such file: x.npz"), 1, "error: no such file: x.npz"),
+        (FileNotFoundError("no such file: x.npz"), 2, "error: no such file: x.npz"),
         (KeyboardInterrupt(), 130, "interrupted"),
     ],
 )

@@ -411,13 +411,13 @@ def test_sidecar_missing_a_field_is_rebuilt(tmp_path, key):
 def test_each_source_file_is_read_once(monkeypatch, tmp_path):
     make_tiny(tmp_path / "d")
     reads = collections.Counter()
-    real_read_bytes = Path.read_bytes
+    real_read = mnist_mod._read_source
 
-    def counting(self):
-        reads[self.name] += 1
-        return real_read_bytes(self)
+    def counting(path):
+        reads[path.name] += 1
+        return real_read(path)
 
-    monkeypatch.setattr(Path, "read_bytes", counting)
+    monkeypatch.setattr(mnist_mod, "_read_source", counting)
     dataset_info(data_dir=tmp_path / "d")  # parses, hashes, caches
     dataset_checksum(data_dir=tmp_path / "d")  # from the sidecar alone
     assert {name: reads[name] for name in NAMES.values()} == dict.fromkeys(NAMES.values(), 1)

@@ -60,3 +60,59 @@ def test_json_converts_numpy_values_and_rejects_the_unknown(tmp_path):
     with pytest.raises(TypeError, match="cannot write object as JSON"):
         write_json(tmp_path / "bad.json", {"x": object()})
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_a_name_at_the_file_systems_limit_works(tmp_path):
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    target = tmp_path / ("m" * (limit - 4) + ".npz")
+    with atomic_path(target) as tmp:
+        assert len(tmp.name) < 40
+        np.savez(tmp, w=np.arange(2))
+    assert target.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_errors_name_the_target_not_the_temporary(tmp_path):
+    target = tmp_path / "model.npz"
+
+    def fail(tmp):
+        raise OSError(28, "No space left on device", str(tmp))
+
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            fail(tmp)
+    assert str(target) in str(info.value) and ".tmp-" not in str(info.value)
+    with pytest.raises(OSError, match="could not write .*model.npz: disk full"):
+        with atomic_path(target):
+            raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_and_its_folder_are_synced_before_and_after_the_rename(tmp_path, monkeypatch):
+    import dlscratch.fileio as fileio
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(fileio.os, "replace", lambda a, b: events.append("replace") or
+                        real_replace(a, b))
+    write_text(tmp_path / "a.txt", "x")
+    assert events == ["fsync", "replace", "fsync"]
+
+
+def test_json_input_is_bounded_in_size_and_depth(tmp_path):
+    from dlscratch.fileio import parse_json, read_json
+
+    assert parse_json(b'{"a": [1, {"b": 2}]}', "x") == {"a": [1, {"b": 2}]}
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        parse_json(b"[" * 1_000_000 + b"]" * 1_000_000, "deep.json")
+    with pytest.raises(ValueError, match="nested more than 3 levels"):
+        parse_json(b"[[[[1]]]]", "x", max_depth=3)
+    with pytest.raises(ValueError, match="big.json: larger than the 10 bytes"):
+        (tmp_path / "big.json").write_text("[" + "1," * 10 + "1]")
+        read_json(tmp_path / "big.json", max_bytes=10)
+    with pytest.raises(ValueError, match="not valid UTF-8 JSON"):
+        parse_json(b"\xff", "x")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_json(tmp_path / "fifo")

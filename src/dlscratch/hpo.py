@@ -1,555 +1,813 @@
-"""Random hyperparameter search (book, section 6.5), judged on validation data.
+"""Hyperparameter search: Optuna chooses the trials, Dask runs them (book, section 6.5 and on).
 
-The book searches the learning rate and the weight decay by drawing them at random
-on a *log* scale (``10 ** uniform(-6, -2)``), training briefly with each pair and
-keeping the region where the validation accuracy is best. This module does that
-for any objective::
+The book ends chapter 6 by drawing the learning rate and the weight decay at random
+on a log scale, training briefly with each pair and keeping the best region of the
+*validation* accuracy. Here Optuna does the drawing (``sampler="random"`` is the
+book's search, ``"tpe"`` the Bayesian one it points to), prunes trials that fall
+behind after an epoch, and keeps the study in a file so that a search can be resumed;
+Dask runs the trials, on worker processes of this machine or on a cluster::
 
-    from dlscratch.hpo import LogUniform, random_search
+    from dlscratch.config import RunConfig
+    from dlscratch.hpo import search
 
-    space = {"lr": LogUniform(1e-6, 1e-2), "weight_decay": LogUniform(1e-8, 1e-4)}
+    cfg = RunConfig.from_dict({"optimizer": "sgd", "hidden": [100] * 6, "limit": 500,
+                               "val_split": 0.2, "epochs": 50})
+    result = search(cfg, ["lr=1e-6:1e-2:log", "weight_decay=1e-8:1e-4:log"],
+                    n_trials=100, sampler="random", workers=2, storage="runs/s/study.log")
+    result.best_config          # a RunConfig with the best trial's values
+    result.study                # the optuna.Study (trials, states, user attributes)
 
-    def objective(params, trial_index):
-        ...  # build, train on the training split, evaluate on the validation split
-        return {"val_acc": 0.91, "train_acc": 0.95}
+A trial is ``cfg.replace(**params)`` trained by :func:`dlscratch.config.build_trainer`,
+reporting its validation accuracy after every epoch and scored by the last one; the
+test set is never evaluated. A trial whose loss diverges, or whose values make no valid
+configuration, is recorded as failed with its reason (user attributes ``state`` and
+``reason``) and the search goes on. :func:`search` also runs a function of your own::
 
-    result = random_search(objective, space, n_trials=20, rng=0)
-    result.best["params"]          # {'lr': 0.0031..., 'weight_decay': 2.4e-07}
-    result.to_csv("results.csv")   # ranked, best first
+    def objective(trial):
+        x = trial.suggest_float("x", -10, 10)
+        return -(x - 2) ** 2
 
-A search space maps parameter names to distributions (:class:`LogUniform`,
-:class:`Uniform`, :class:`IntUniform`, :class:`Choice`) or to fixed values, which
-are passed through unchanged. Every trial's parameters are drawn, in the order of
-the space's keys, from one generator before any objective runs, so the same seed
-gives the same trials whatever the objectives do. The test set has no place here:
-score on validation data.
+    search(objective=objective, n_trials=30, workers=0)   # 0 workers: in this process
 
-Imports only NumPy and dlscratch modules.
+With ``workers=N`` the trials run on an embedded Dask ``LocalCluster`` of N processes
+(one BLAS thread each, listening on 127.0.0.1 only); ``scheduler="tcp://HOST:8786"``
+sends them to an existing cluster. Each task opens the study from its journal file,
+so the workers must reach that file (a local or shared file system). Dask moves
+pickled data between its processes: run a cluster only on a trusted network, or use
+Dask's TLS settings. Workers load MNIST themselves, once each. With one worker a seed
+always gives the same trials; with more, the same trials may finish in another order,
+and the Bayesian sampler sees a different history, so later trials may differ.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import os
+import socket
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from dlscratch.fileio import json_default, write_csv, write_text
+from dlscratch.checks import fail
+from dlscratch.config import HARDWARE_FIELDS, RunConfig, RunData, build_trainer, load_run_data
+from dlscratch.training.callbacks import Callback
 from dlscratch.training.errors import NonFiniteLossError
 
 __all__ = [
-    "Choice",
-    "Distribution",
-    "IntUniform",
-    "LogUniform",
+    "DEFAULT_SPACE",
+    "PRUNERS",
+    "SAMPLERS",
     "SearchResult",
-    "Uniform",
-    "random_search",
-    "sample_space",
+    "SearchSpace",
+    "check_scheduler",
+    "make_pruner",
+    "make_sampler",
+    "objective_for",
+    "open_study",
+    "search",
 ]
 
-#: Values of a trial's ``status``.
-OK, FAILED = "ok", "failed"
+#: The book's space: learning rate 10^[-6, -2] and weight decay 10^[-8, -4], log scales.
+DEFAULT_SPACE = ("lr=1e-6:1e-2:log", "weight_decay=1e-8:1e-4:log")
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+#: Fields that define the data or the machine: fixed for a whole search.
+FIXED_FIELDS = ("dataset", "limit", "val_split", "activation_options", "optimizer_options",
+                *HARDWARE_FIELDS)
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT_S = 10.0
+#: Largest search-space file read (bytes).
+SPACE_FILE_MAX_BYTES = 64 * 1024
 
 
-def _real(name: str, value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{what}: {name} must be finite, got {value}")
-    return value
+# -- the search space ------------------------------------------------------------------------
 
 
-def _as_generator(rng) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, bool):
-        raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
-    return np.random.default_rng(rng)
+def _option_for(key: str):
+    """The :class:`~dlscratch.registry.Option` behind a search key, or a ValueError."""
+    from dlscratch.layers import ACTIVATIONS
+    from dlscratch.optim import OPTIMIZERS
+
+    prefixes = {"opt.": OPTIMIZERS, "act.": ACTIVATIONS}
+    for prefix, registry in prefixes.items():
+        if key.startswith(prefix):
+            name = key[len(prefix):]
+            for entry in registry:
+                option = registry.options(entry).get(name)
+                if option is not None:
+                    return option
+            known = sorted({o for e in registry for o in registry.options(e)})
+            fail(f"no {registry.kind} has an option {name!r} (search key {key!r}); "
+                 f"options: {', '.join(prefix + o for o in known) or 'none'}")
+    if key in RunConfig.FIELDS and key not in FIXED_FIELDS:
+        return RunConfig.FIELDS[key]
+    keys = [k for k in RunConfig.FIELDS if k not in FIXED_FIELDS]
+    why = " (it is fixed for a whole search: set it as an option)" if key in FIXED_FIELDS else ""
+    fail(f"cannot search {key!r}{why}; searchable keys: {', '.join(keys)}, and opt.NAME / "
+         "act.NAME for an option of the optimizer / activation")
 
 
-# -- distributions --------------------------------------------------------------------------
+def _parse_bool(key: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "yes", "on", "1"):
+        return True
+    if low in ("false", "no", "off", "0"):
+        return False
+    fail(f"{key}: {text!r} is not true or false")
 
 
-class Distribution:
-    """Base of the search-space distributions: ``sample(rng)`` draws one value."""
-
-    #: Name in :meth:`to_dict` (and so in results.json).
-    kind = "distribution"
-    #: Whether plots should use a logarithmic axis for this parameter.
-    log_scale = False
-
-    def sample(self, rng, size=None):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable description, e.g. ``{"type": "log-uniform", "low": ..}``."""
-        return {"type": self.kind, **vars(self)}
-
-
-@dataclass(frozen=True)
-class LogUniform(Distribution):
-    """Uniform on a log scale: ``10 ** U(log10(low), log10(high))``, as the book samples.
-
-    Every decade between ``low`` and ``high`` is equally likely: with
-    ``LogUniform(1e-6, 1e-2)`` a quarter of the draws fall in each of
-    [1e-6, 1e-5), [1e-5, 1e-4), [1e-4, 1e-3) and [1e-3, 1e-2].
-
-    Parameters
-    ----------
-    low, high : float
-        Bounds with ``0 < low < high`` (both finite).
-    """
-
-    low: float
-    high: float
-    kind = "log-uniform"
-    log_scale = True
-
-    def __post_init__(self):
-        what = "LogUniform"
-        low, high = _real("low", self.low, what), _real("high", self.high, what)
-        if not 0 < low < high:
-            raise ValueError(
-                f"LogUniform needs 0 < low < high (a log scale has no zero or negative "
-                f"values), got low={low:g}, high={high:g}"
-            )
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def sample(self, rng, size=None):
-        """One float (``size=None``) or an ndarray of shape ``size``, in [low, high]."""
-        exponent = _as_generator(rng).uniform(math.log10(self.low), math.log10(self.high), size)
-        value = np.clip(10.0**exponent, self.low, self.high)
-        return float(value) if size is None else value
+def _parse_choice(key: str, option, text: str):
+    """One categorical value as Optuna stores it (hidden sizes as the text ``"50,100"``)."""
+    text = text.strip()
+    if option.type is bool:
+        return _parse_bool(key, text)
+    if option.type is list:  # hidden sizes: kept as text, turned into a list per trial
+        try:
+            sizes = [int(s) for s in text.split(",")]
+        except ValueError:
+            fail(f"{key}: {text!r} is not a list of layer sizes such as 100,100")
+        RunConfig().replace(**{key: sizes})
+        return ",".join(map(str, sizes))
+    if option.type in (int, float):
+        try:
+            value = option.type(float(text)) if option.type is int else float(text)
+        except ValueError:
+            fail(f"{key}: {text!r} is not a number")
+        if option.type is int and float(text) != value:
+            fail(f"{key}: {text!r} is not a whole number")
+        return _check_value(key, option, value)
+    return _check_value(key, option, text)
 
 
-@dataclass(frozen=True)
-class Uniform(Distribution):
-    """Uniform on a linear scale, in [low, high).
-
-    Parameters
-    ----------
-    low, high : float
-        Finite bounds with ``low < high``.
-    """
-
-    low: float
-    high: float
-    kind = "uniform"
-
-    def __post_init__(self):
-        low, high = _real("low", self.low, "Uniform"), _real("high", self.high, "Uniform")
-        if not low < high:
-            raise ValueError(f"Uniform needs low < high, got low={low:g}, high={high:g}")
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def sample(self, rng, size=None):
-        """One float (``size=None``) or an ndarray of shape ``size``."""
-        value = _as_generator(rng).uniform(self.low, self.high, size)
-        return float(value) if size is None else value
+def _check_value(key: str, option, value):
+    if key.startswith(("opt.", "act.")):
+        return option.validate(value, where=f"{key[:3]} ")
+    checked = getattr(RunConfig().replace(**{key: value}), key)
+    return value if isinstance(value, str) else checked
 
 
 @dataclass(frozen=True)
-class IntUniform(Distribution):
-    """A uniformly drawn integer from ``low`` to ``high``, both included.
+class SearchSpace:
+    """Parsed ``KEY=SPEC`` entries: which run-configuration values a search varies.
 
-    Parameters
-    ----------
-    low, high : int
-        Integers with ``low <= high``.
+    ``SPEC`` is a range ``LOW:HIGH`` (``LOW:HIGH:log`` for a log scale) for a number,
+    or choices ``A|B|C`` (``hidden=50,100|100,100``, ``batchnorm=true|false``). Keys are
+    run-configuration fields, ``opt.NAME`` (an optimizer option) or ``act.NAME`` (an
+    activation option); an option a trial's optimizer/activation lacks is not drawn.
     """
 
-    low: int
-    high: int
-    kind = "int-uniform"
+    specs: tuple
+    distributions: dict = field(compare=False)
 
-    def __post_init__(self):
-        for name in ("low", "high"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"IntUniform: {name} must be an integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if not self.low <= self.high:
-            raise ValueError(f"IntUniform needs low <= high, got low={self.low}, high={self.high}")
+    @classmethod
+    def parse(cls, specs: Iterable[str] | Mapping[str, str] | None = None) -> SearchSpace:
+        if specs is None:
+            specs = DEFAULT_SPACE
+        if isinstance(specs, SearchSpace):
+            return specs
+        if isinstance(specs, Mapping):
+            specs = [f"{k}={v}" for k, v in specs.items()]
+        if isinstance(specs, str):
+            specs = [specs]
+        import optuna.distributions as od
 
-    def sample(self, rng, size=None):
-        """One int (``size=None``) or an int64 ndarray of shape ``size``."""
-        value = _as_generator(rng).integers(self.low, self.high, size, endpoint=True)
-        return int(value) if size is None else value
+        dists, canon = {}, []
+        for text in specs:
+            key, sep, spec = str(text).partition("=")
+            key, spec = key.strip(), spec.strip()
+            if not sep or not key or not spec:
+                fail(f"search space entry {text!r} must be KEY=SPEC, e.g. lr=1e-4:1e-1:log, "
+                     "optimizer=sgd|adam or hidden=50|100,100")
+            if key in dists:
+                fail(f"{key!r} appears twice in the search space; give each key once")
+            option = _option_for(key)
+            if "|" in spec:
+                choices = [_parse_choice(key, option, c) for c in spec.split("|")]
+                if len(set(choices)) != len(choices):
+                    fail(f"{key}={spec}: a choice appears twice; list each once")
+                dists[key] = od.CategoricalDistribution(choices)
+            elif ":" in spec:
+                dists[key] = _parse_range(key, option, spec)
+            else:
+                fail(f"{key}={spec} fixes one value: set it as an option (--{key.replace('_', '-')}"
+                     f" {spec}), or search a range LOW:HIGH or choices A|B")
+            canon.append(f"{key}={spec}")
+        if not dists:
+            fail("the search space is empty; give at least one KEY=SPEC, e.g. lr=1e-4:1e-1:log")
+        return cls(tuple(canon), dists)
 
+    @classmethod
+    def from_file(cls, path) -> SearchSpace:
+        """One ``KEY=SPEC`` per line; blank lines and ``#`` comments are skipped."""
+        path = Path(path)
+        with open(path, "rb") as f:
+            raw = f.read(SPACE_FILE_MAX_BYTES + 1)
+        if len(raw) > SPACE_FILE_MAX_BYTES:
+            fail(f"search-space file {path} is larger than {SPACE_FILE_MAX_BYTES} bytes; "
+                 "it should hold one KEY=SPEC per line")
+        lines = [ln.split("#", 1)[0].strip() for ln in raw.decode("utf-8").splitlines()]
+        return cls.parse([ln for ln in lines if ln])
 
-@dataclass(frozen=True)
-class Choice(Distribution):
-    """One of ``options``, each equally likely.
+    @property
+    def keys(self) -> list[str]:
+        return list(self.distributions)
 
-    Parameters
-    ----------
-    options : sequence
-        A non-empty list or tuple (not a string) or a 1-D array, e.g. ``("sgd", "adam")``.
-    """
+    def suggest(self, trial, base: RunConfig) -> dict:
+        """Draw this trial's values; returns ``RunConfig.replace`` keyword arguments.
 
-    options: tuple
-    kind = "choice"
+        Plain fields are drawn first, so that ``opt.NAME`` is drawn only when the
+        trial's optimizer has that option (likewise ``act.NAME``).
+        """
+        from dlscratch.layers import ACTIVATIONS
+        from dlscratch.optim import OPTIMIZERS
 
-    def __post_init__(self):
-        opts = self.options
-        if isinstance(opts, np.ndarray) and opts.ndim == 1:
-            opts = opts.tolist()
-        if isinstance(opts, (str, bytes)) or not isinstance(opts, Sequence):
-            raise TypeError(
-                f"Choice needs a list or tuple of options, got {type(opts).__name__}: {opts!r}"
-            )
-        if len(opts) == 0:
-            raise ValueError("Choice needs at least one option, got an empty sequence")
-        object.__setattr__(self, "options", tuple(opts))
+        params = {}
+        keys = sorted(self.distributions, key=lambda k: k.startswith(("opt.", "act.")))
+        for key in keys:
+            if key.startswith("opt."):
+                owner = params.get("optimizer", base.optimizer)
+                if key[4:] not in OPTIMIZERS.options(owner):
+                    continue
+            if key.startswith("act."):
+                owner = params.get("activation", base.activation)
+                if key[4:] not in ACTIVATIONS.options(owner):
+                    continue
+            value = _suggest(trial, key, self.distributions[key])
+            if key == "hidden":
+                value = [int(s) for s in str(value).split(",")]
+            params[key] = value
+        return params
 
-    def sample(self, rng, size=None):
-        """One option (``size=None``) or a list of ``size`` options (an int)."""
-        index = _as_generator(rng).integers(len(self.options), size=size)
-        if size is None:
-            return _plain(self.options[int(index)])
-        return [_plain(self.options[int(i)]) for i in np.ravel(index)]
-
-    def to_dict(self) -> dict:
-        return {"type": self.kind, "options": [_plain(o) for o in self.options]}
-
-
-def _plain(value):
-    """NumPy scalars as Python numbers (JSON and CSV friendly)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _describe(value) -> dict:
-    if isinstance(value, Distribution):
-        return value.to_dict()
-    return {"type": "fixed", "value": _plain(value)}
-
-
-def sample_space(space: Mapping, rng) -> dict:
-    """One draw of every parameter of ``space``, in its key order.
-
-    Parameters
-    ----------
-    space : mapping of str to Distribution or fixed value
-    rng : numpy.random.Generator or int or None
-
-    Returns
-    -------
-    dict
-        Same keys; distributions replaced by a sample (Python float, int or an
-        option), fixed values passed through.
-    """
-    rng = _as_generator(rng)
-    return {
-        name: dist.sample(rng) if isinstance(dist, Distribution) else _plain(dist)
-        for name, dist in space.items()
-    }
-
-
-# -- the search ---------------------------------------------------------------------------------
-
-
-def random_search(
-    objective: Callable[[dict, int], Mapping],
-    space: Mapping,
-    n_trials: int,
-    *,
-    rng=None,
-    callback: Callable[[dict], None] | None = None,
-    score: str = "val_acc",
-    maximize: bool = True,
-) -> SearchResult:
-    """Try ``n_trials`` random points of ``space``; rank them by ``score``.
-
-    Parameters
-    ----------
-    objective : callable(params: dict, trial_index: int) -> dict
-        Trains and evaluates one configuration; returns metrics (numbers by
-        name) including ``score``. ``trial_index`` (0-based) lets it derive
-        its own seeds. If it raises
-        :class:`~dlscratch.training.NonFiniteLossError` (a diverging run), or
-        returns a NaN or infinite score, the trial is recorded as failed and
-        the search goes on; any other exception ends the search.
-    space : mapping of str to Distribution or fixed value
-        E.g. ``{"lr": LogUniform(1e-6, 1e-2), "optimizer": "sgd"}``.
-    n_trials : int
-        Number of trials, >= 1.
-    rng : numpy.random.Generator or int or None
-        Randomness for drawing the parameters; an int is a seed. All trials'
-        parameters are drawn before the first objective runs.
-    callback : callable(trial: dict) -> None, optional
-        Called after each trial, in trial order, with its record (see
-        :class:`SearchResult`; ``rank`` is not known yet and is None).
-    score : str
-        The metric to rank by (default ``"val_acc"``).
-    maximize : bool
-        True (default) when larger scores are better (accuracies); False for
-        losses.
-
-    Returns
-    -------
-    SearchResult
-        Trials ranked best first, failed trials last.
-    """
-    if not callable(objective):
-        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
-    if not isinstance(space, Mapping):
-        raise TypeError(f"space must be a dict of name -> distribution, got {type(space).__name__}")
-    for name in space:
-        if not isinstance(name, str):
-            raise TypeError(f"space keys must be parameter names (str), got {name!r}")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, numbers.Integral) or n_trials < 1:
-        raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    if not isinstance(score, str):
-        raise TypeError(f"score must be a metric name (str), got {score!r}")
-
-    gen = _as_generator(rng)
-    points = [sample_space(space, gen) for _ in range(int(n_trials))]
-    trials = []
-    for index, params in enumerate(points):
-        trial = run_trial(objective, params, index, score=score)
-        trials.append(trial)
-        if callback is not None:
-            callback(dict(trial))
-    return SearchResult(trials, space=space, score=score, maximize=maximize)
+    def edges(self, params: Mapping) -> list[str]:
+        """Hints for numbers that lie within 5% (of the scale) of a range's edge."""
+        hints = []
+        for key, dist in self.distributions.items():
+            if key not in params or not hasattr(dist, "low"):
+                continue
+            low, high, value = dist.low, dist.high, params[key]
+            scale = math.log10 if dist.log else float
+            span = scale(high) - scale(low)
+            if span <= 0:
+                continue
+            where = (scale(value) - scale(low)) / span
+            if where <= 0.05 or where >= 0.95:
+                side = "lower" if where <= 0.05 else "upper"
+                hints.append(f"the best {key} {value:.3g} lies at the {side} edge of "
+                             f"{low:g}:{high:g}: widen the range past it")
+        return hints
 
 
-def run_trial(objective, params: dict, index: int, *, score: str = "val_acc") -> dict:
-    """Run ``objective(params, index)`` once and return its trial record.
+def _suggest(trial, key: str, dist):
+    import optuna.distributions as od
 
-    A :class:`~dlscratch.training.NonFiniteLossError`, or a NaN/infinite score,
-    makes the trial ``"failed"`` (with the reason in ``error``); a missing score
-    raises ``ValueError``.
-    """
-    started = time.perf_counter()
-    metrics, status, error = {}, OK, None
+    if isinstance(dist, od.CategoricalDistribution):
+        return trial.suggest_categorical(key, dist.choices)
+    if isinstance(dist, od.IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, log=dist.log)
+
+
+def _parse_range(key: str, option, spec: str):
+    import optuna.distributions as od
+
+    parts = spec.split(":")
+    log = len(parts) == 3 and parts[2].strip().lower() == "log"
+    if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+        fail(f"{key}={spec}: a range is LOW:HIGH or LOW:HIGH:log, e.g. 1e-4:1e-1:log")
+    if option.type not in (int, float):
+        fail(f"{key} is not a number: search it over choices such as A|B")
     try:
-        returned = objective(dict(params), index)
-    except NonFiniteLossError as exc:
-        status, error = FAILED, str(exc)
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        fail(f"{key}={spec}: LOW and HIGH must be numbers, e.g. 1e-4:1e-1:log")
+    if not low < high:
+        what = "empty" if low == high else "inverted"
+        fail(f"{key}={spec}: the range is {what}; LOW must be smaller than HIGH, "
+             f"e.g. {key}={min(low, high):g}:{max(low, high) if low != high else high * 10:g}")
+    if log and low <= 0:
+        fail(f"{key}={spec}: a log-scale range needs LOW > 0, e.g. {key}=1e-6:{high:g}:log")
+    if option.type is int:
+        if not (low.is_integer() and high.is_integer()):
+            fail(f"{key}={spec}: {key} is a whole number; give whole bounds")
+        low, high = int(low), int(high)
+    _check_value(key, option, low)
+    _check_value(key, option, high)
+    if option.type is int:
+        return od.IntDistribution(low, high, log=log)
+    return od.FloatDistribution(low, high, log=log)
+
+
+# -- samplers, pruners, storage -------------------------------------------------------------
+
+
+def _trial_seed(seed: int | None, slot: int) -> int | None:
+    """The sampler seed of the ``slot``-th trial (each trial gets its own stream)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([int(seed), int(slot)]).generate_state(1)[0])
+
+
+def make_sampler(name: str, seed: int | None = None):
+    """An Optuna sampler by name: ``tpe`` (Bayesian), ``random`` (the book's), ``cmaes``."""
+    import optuna
+
+    name = str(name).lower()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            fail("the cmaes sampler needs the cmaes package: pip install cmaes "
+                 "(or use --sampler tpe or random)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    fail(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, epochs: int | None = None):
+    """An Optuna pruner by name: ``median``, ``hyperband`` or ``none``."""
+    import optuna
+
+    name = str(name).lower()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs or "auto")
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    fail(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+
+
+def open_study(storage, study_name: str, *, sampler=None, pruner=None, create: bool = True):
+    """The study in the journal file ``storage`` (created when ``create``), or in memory."""
+    import optuna
+
+    if storage is None:
+        store = optuna.storages.InMemoryStorage()
     else:
-        if not isinstance(returned, Mapping):
-            raise TypeError(
-                f"the objective must return a dict of metrics, got {type(returned).__name__}"
-            )
-        metrics = {str(k): _plain(v) for k, v in returned.items()}
-        if score not in metrics:
-            raise ValueError(
-                f"the objective's metrics have no {score!r} (the score to rank by); it returned "
-                f"{', '.join(map(repr, metrics)) or 'nothing'}. Return it, or pass score=..."
-            )
-        value = metrics[score]
-        if not _finite(value):
-            status, error = FAILED, f"{score} is {value}"
-    return {
-        "index": int(index),
-        "rank": None,
-        "params": dict(params),
-        "metrics": metrics,
-        "status": status,
-        "error": error,
-        "seconds": time.perf_counter() - started,
-    }
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        store = JournalStorage(JournalFileBackend(str(storage)))
+    if create:
+        return optuna.create_study(storage=store, study_name=study_name, sampler=sampler,
+                                   pruner=pruner, direction="maximize", load_if_exists=True)
+    try:
+        return optuna.load_study(storage=store, study_name=study_name, sampler=sampler,
+                                 pruner=pruner)
+    except KeyError:
+        fail(f"{storage} holds no study named {study_name!r}")
 
 
-def _finite(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+def _fail_running(study, slots, reason: str) -> int:
+    """Mark RUNNING trials of ``slots`` as failed with ``reason``; returns how many."""
+    import optuna
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.user_attrs.get("slot") in slots:
+            study._storage.set_trial_user_attr(t._trial_id, "state", "lost")
+            study._storage.set_trial_user_attr(t._trial_id, "reason", reason)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            n += 1
+    return n
 
 
-# -- results ------------------------------------------------------------------------------------
+# -- one trial ---------------------------------------------------------------------------------
 
 
+class _Report(Callback):
+    """Reports the validation accuracy to Optuna after each epoch; raises TrialPruned."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        import optuna
+
+        self.trial.set_user_attr("epochs", epoch)
+        self.trial.report(float(logs["val_acc"]), epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+
+def objective_for(config: RunConfig, space, data: RunData) -> Callable:
+    """``objective(trial) -> val_acc``: one trial of ``space`` around ``config`` on ``data``.
+
+    Raises ``optuna.TrialPruned`` when the pruner stops it, NonFiniteLossError when it
+    diverges, ValueError when the drawn values make no valid configuration.
+    """
+    space = SearchSpace.parse(space)
+    if not data.has_validation:
+        fail("a search is scored on the validation split: set val_split > 0")
+
+    def objective(trial) -> float:
+        params = space.suggest(trial, config)
+        cfg = config.replace(**params)
+        trainer = build_trainer(cfg, data, callbacks=[_Report(trial)])
+        history = trainer.fit()
+        trial.set_user_attr("epochs", len(history.val_acc))
+        return float(history.val_acc[-1])
+
+    return objective
+
+
+#: This process's data (one data set at a time), how often it was loaded, its BLAS limit.
+_DATA: dict = {}
+LOADS = {"count": 0}
+_THREADS: dict = {}
+
+
+def _worker_data(config: RunConfig, data_dir) -> RunData:
+    """The run's data, loaded once per process (per data set, limit, split and seed)."""
+    key = (config.dataset, config.limit, config.val_split, config.seed, str(data_dir))
+    if key not in _DATA:
+        _DATA.clear()  # one data set at a time: bounded memory on a long-lived worker
+        _DATA[key] = load_run_data(config, data_dir)
+        LOADS["count"] += 1
+    return _DATA[key]
+
+
+def _limit_threads(n: int) -> None:
+    if _THREADS.get("n") != n:
+        from dlscratch.backend import set_num_threads
+
+        _THREADS.update(n=n, limiter=set_num_threads(n))
+
+
+def _run_slot(job: dict, slot: int, data=None, *, study=None) -> dict:
+    """Ask, run and tell one trial of the study in ``job`` (a Dask task, or in-process)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if job.get("threads"):
+        _limit_threads(job["threads"])
+    sampler = make_sampler(job["sampler"], _trial_seed(job["seed"], slot))
+    if study is None:
+        study = open_study(job["storage"], job["study_name"], sampler=sampler,
+                           pruner=make_pruner(job["pruner"], job.get("epochs")), create=False)
+    else:
+        study.sampler = sampler
+    # A retried task (its worker died): the trial the dead worker left running failed.
+    _fail_running(study, {slot}, "its worker stopped in the middle of the trial")
+    if job.get("objective") is not None:
+        objective, catch = job["objective"], tuple(job.get("catch") or ())
+    else:
+        config = RunConfig.from_dict(job["config"])
+        if data is None:
+            data = _worker_data(config, job.get("data_dir"))
+        objective = objective_for(config, job["space"], data)
+        catch = (NonFiniteLossError, ValueError)
+    trial = study.ask()
+    trial.set_user_attr("slot", slot)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    state, value = optuna.trial.TrialState.COMPLETE, None
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        state = optuna.trial.TrialState.PRUNED
+    except catch as exc:
+        kind = "diverged" if isinstance(exc, NonFiniteLossError) else "failed"
+        trial.set_user_attr("state", kind)
+        trial.set_user_attr("reason", str(exc).splitlines()[0][:500])
+        state = optuna.trial.TrialState.FAIL
+    except BaseException as exc:  # a bug, or Ctrl-C: record the trial as failed, then stop
+        trial.set_user_attr("state", "interrupted" if isinstance(exc, KeyboardInterrupt)
+                            else "failed")
+        trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}"[:500])
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    if state == optuna.trial.TrialState.COMPLETE:
+        if value is None or not math.isfinite(value):
+            trial.set_user_attr("state", "failed")
+            trial.set_user_attr("reason", f"the objective returned {value!r}, not a number")
+            state = optuna.trial.TrialState.FAIL
+            value = None
+        study.tell(trial, value, state=state) if value is not None else study.tell(
+            trial, state=state)
+    else:
+        study.tell(trial, state=state)
+    return {"number": trial.number, "slot": slot, "state": state.name, "value": value}
+
+
+# -- the search -----------------------------------------------------------------------------
+
+
+@dataclass
 class SearchResult:
-    """The trials of a search, ranked best first.
+    """What :func:`search` returns: the study, and the run configuration it searched around."""
+
+    study: object
+    config: RunConfig | None = None
+    space: SearchSpace | None = None
+    interrupted: bool = False
+    #: Trials this call added (numbers), in the order they finished.
+    added: list = field(default_factory=list)
+
+    @property
+    def best_trial(self):
+        """The best completed trial, or None when none completed."""
+        import optuna
+
+        done = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return max(done, key=lambda t: (t.value, -t.number)) if done else None
+
+    @property
+    def best_config(self) -> RunConfig | None:
+        """The run configuration of the best trial (None without a config or a completed trial)."""
+        best = self.best_trial
+        if best is None or self.config is None:
+            return None
+        params = dict(best.params)
+        if "hidden" in params:
+            params["hidden"] = [int(s) for s in str(params["hidden"]).split(",")]
+        return self.config.replace(**params)
+
+    def ranked(self) -> list:
+        """Every finished trial, best first: completed by value, then pruned, then failed."""
+        import optuna
+
+        order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+        trials = [t for t in self.study.get_trials(deepcopy=False)
+                  if t.state != optuna.trial.TrialState.RUNNING]
+        return sorted(trials, key=lambda t: (order.get(t.state.name, 3),
+                                             -(t.value if t.value is not None else -1),
+                                             t.number))
+
+
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        fail("workers must be a whole number >= 0 (0: in this process, no Dask)", workers)
+    return workers
+
+
+def _connect(scheduler, n_workers: int, threads: int):
+    """A Dask client: of an existing cluster at ``scheduler``, or of a new LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            return Client(str(scheduler), timeout=CONNECT_TIMEOUT_S), None
+        except (OSError, TimeoutError) as exc:
+            fail(f"cannot reach the Dask scheduler at {scheduler} within "
+                 f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}); start one with "
+                 "`dask scheduler` and `dask worker ADDRESS`, or leave out --scheduler")
+    env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def check_scheduler(address: str) -> int:
+    """The number of workers of the Dask cluster at ``address``; a ValueError if unreachable."""
+    client, _ = _connect(address, 0, 1)
+    try:
+        return len(client.scheduler_info().get("workers", {}))
+    finally:
+        client.close()
+
+
+def search(
+    config: RunConfig | None = None,
+    space=None,
+    *,
+    objective: Callable | None = None,
+    n_trials: int = 20,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    storage=None,
+    study_name: str = "dlscratch",
+    seed: int | None = 0,
+    data: RunData | None = None,
+    data_dir=None,
+    callbacks: Sequence[Callable] = (),
+    catch: tuple = (),
+) -> SearchResult:
+    """Run ``n_trials`` more trials of a study; returns a :class:`SearchResult`.
 
     Parameters
     ----------
-    trials : list of dict
-        Trial records in any order (they are ranked here).
-    space : mapping, optional
-        The search space (for :meth:`to_dict` and plot axes).
-    score : str
-    maximize : bool
-
-    Attributes
-    ----------
-    trials : list of dict
-        Best first; failed trials last (in trial order). Each record has
-        ``index`` (int, 0-based trial number), ``rank`` (int, 1-based),
-        ``params`` (dict name -> value), ``metrics`` (dict name -> number;
-        empty when the objective raised), ``status`` (``"ok"`` or
-        ``"failed"``), ``error`` (str or None) and ``seconds`` (float).
-    score : str
-    maximize : bool
-    space : dict
+    config : RunConfig
+        The run every trial starts from (``cfg.replace(**params)``). Or pass
+        ``objective`` instead: ``objective(trial) -> float`` (maximised).
+    space : list of "KEY=SPEC", dict, or SearchSpace
+        Default :data:`DEFAULT_SPACE`, the book's learning rate and weight decay.
+    sampler, pruner : str
+        :data:`SAMPLERS` and :data:`PRUNERS`.
+    workers : int
+        Dask worker processes (default: the number of cores); 0 runs in this process.
+        With ``scheduler`` it is the number of trials in flight (default: the cluster's
+        workers).
+    scheduler : str
+        Address of an existing Dask scheduler (``tcp://HOST:8786``).
+    storage : path
+        Optuna journal file holding the study (None: a temporary one, and the study
+        is returned in memory). An existing study of the same name is continued.
+    seed : int
+        Seeds the sampler (trial k draws from its own stream, so a resumed study
+        gets new trials); the training seed is ``config.seed``.
+    data : RunData
+        Your own arrays (sent to each Dask worker once); default: loaded from
+        ``config`` by every worker (from ``data_dir`` or ``$DLSCRATCH_DATA``).
+    callbacks : callables ``cb(study, frozen_trial)``
+        Called here after each finished trial (e.g. a progress bar).
+    catch : exception types
+        For ``objective``: exceptions that fail a trial instead of the search.
     """
+    import optuna
 
-    def __init__(self, trials, *, space=None, score: str = "val_acc", maximize: bool = True):
-        self.score = score
-        self.maximize = bool(maximize)
-        self.space = dict(space or {})
-        sign = -1.0 if self.maximize else 1.0
-        ok = [dict(t) for t in trials if t["status"] == OK]
-        failed = [dict(t) for t in trials if t["status"] != OK]
-        ok.sort(key=lambda t: (sign * t["metrics"][score], t["index"]))
-        failed.sort(key=lambda t: t["index"])
-        self.trials = ok + failed
-        for rank, trial in enumerate(self.trials, start=1):
-            trial["rank"] = rank
+    if (config is None) == (objective is None):
+        fail("pass a RunConfig (config=...) or a function (objective=...), not both or neither")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        fail("n_trials must be a whole number >= 1", n_trials)
+    n_workers = _workers(workers)
+    make_sampler(sampler)  # refuse unknown names before anything starts
+    epochs = config.epochs if config is not None else None
+    make_pruner(pruner, epochs)
+    job = {"sampler": sampler, "pruner": pruner, "seed": seed, "epochs": epochs,
+           "study_name": study_name, "threads": None}
+    if config is not None:
+        space = SearchSpace.parse(space)
+        if config.val_split <= 0:
+            fail("a search is scored on the validation split: set val_split > 0")
+        job.update(config=config.to_dict(), space=list(space.specs),
+                   data_dir=None if data_dir is None else str(data_dir))
+    else:
+        job.update(objective=objective, catch=tuple(catch))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    def __len__(self) -> int:
-        return len(self.trials)
+    tmp = None
+    if storage is None and (n_workers > 0 or scheduler is not None):
+        tmp = tempfile.TemporaryDirectory(prefix="dlscratch-search-")
+        storage = Path(tmp.name) / "study.log"
+    job["storage"] = None if storage is None else str(storage)
+    study = open_study(storage, study_name, pruner=make_pruner(pruner, epochs))
+    first = len(study.get_trials(deepcopy=False))
+    slots = range(first, first + n_trials)
+    result = SearchResult(study, config, space if config is not None else None)
 
-    def __repr__(self) -> str:
-        best = self.best
-        shown = "none succeeded" if best is None else f"best {self.score} {self.best_score:.4g}"
-        return f"SearchResult({len(self)} trials, {self.n_failed} failed, {shown})"
+    def finished(summary):
+        result.added.append(summary["number"])
+        frozen = study.get_trials(deepcopy=False)[summary["number"]]
+        for cb in callbacks:
+            cb(study, frozen)
 
-    @property
-    def best(self) -> dict | None:
-        """The best trial's record, or None when every trial failed."""
-        if self.trials and self.trials[0]["status"] == OK:
-            return self.trials[0]
-        return None
-
-    @property
-    def best_params(self) -> dict | None:
-        """The best trial's parameters, or None when every trial failed."""
-        return None if self.best is None else dict(self.best["params"])
-
-    @property
-    def best_score(self) -> float | None:
-        return None if self.best is None else self.best["metrics"][self.score]
-
-    @property
-    def n_failed(self) -> int:
-        return sum(t["status"] != OK for t in self.trials)
-
-    def param_names(self) -> list[str]:
-        """Parameter names: the space's order, then any others found in the trials."""
-        names = list(self.space)
-        for trial in self.trials:
-            names += [k for k in trial["params"] if k not in names]
-        return names
-
-    def metric_names(self) -> list[str]:
-        """Metric names, the score first, then in order of first appearance."""
-        names = [self.score]
-        for trial in self.trials:
-            names += [k for k in trial["metrics"] if k not in names]
-        return names
-
-    def narrowed_space(self, top: int = 5) -> dict:
-        """The search space shrunk to where the ``top`` best trials lie (the book's step 4).
-
-        The book repeats random search, each round within the range where the
-        previous round did best. Each :class:`LogUniform`, :class:`Uniform` or
-        :class:`IntUniform` here becomes the same kind of distribution spanning
-        the values of the ``top`` best successful trials (never beyond the old
-        bounds); a :class:`Choice` keeps only the options those trials used;
-        fixed values stay. A span that collapses to one value is widened by a
-        tenth of a decade (log scale) or of the old range on each side.
-        Returns a new dict; raises ValueError if no trial succeeded.
-        """
-        top = int(top)
-        if top < 1:
-            raise ValueError(f"top must be a positive integer, got {top}")
-        best = [t for t in self.trials if t["status"] == OK][:top]
-        if not best:
-            raise ValueError("no trial succeeded, so there is no better region to narrow to")
-        narrowed = {}
-        for name, dist in self.space.items():
-            values = [t["params"][name] for t in best]
-            narrowed[name] = _narrow(dist, values)
-        return narrowed
-
-    # -- saving ---------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """JSON-ready: score, maximize, space, counts, best and the ranked trials.
-
-        Non-finite numbers become None (JSON has no NaN).
-        """
-        return _json_safe(
-            {
-                "score": self.score,
-                "maximize": self.maximize,
-                "space": {name: _describe(v) for name, v in self.space.items()},
-                "n_trials": len(self.trials),
-                "n_failed": self.n_failed,
-                "best": self.best,
-                "trials": self.trials,
-            }
-        )
-
-    def to_json(self, path, extra: Mapping | None = None):
-        """Write :meth:`to_dict` (with ``extra``'s keys first) as JSON, atomically."""
-        import json
-
-        data = _json_safe(dict(extra or {}))
-        data.update(self.to_dict())
-        text = json.dumps(data, indent=2, default=json_default, allow_nan=False)
-        return write_text(path, text + "\n")
-
-    def to_csv(self, path):
-        """Write one row per trial, best first, atomically.
-
-        Columns: ``rank``, ``trial`` (the index), ``status``, the parameters,
-        the metrics (a metric named like a parameter gets a ``metric_`` prefix),
-        ``seconds`` and ``error``. Missing values are empty cells.
-        """
-        params, metrics = self.param_names(), self.metric_names()
-        metric_cols = [f"metric_{m}" if m in params else m for m in metrics]
-        header = ["rank", "trial", "status", *params, *metric_cols, "seconds", "error"]
-        rows = []
-        for t in self.trials:
-            row = [t["rank"], t["index"], t["status"]]
-            row += [_cell(t["params"].get(p)) for p in params]
-            row += [_cell(t["metrics"].get(m)) for m in metrics]
-            row += [f"{t['seconds']:.3f}", t["error"] or ""]
-            rows.append(row)
-        return write_csv(path, header, rows)
+    try:
+        if n_workers == 0 and scheduler is None:
+            if config is not None and data is None:
+                data = _worker_data(config, data_dir)
+            for slot in slots:
+                finished(_run_slot(job, slot, data, study=study))
+        else:
+            job["threads"] = (config.threads if config is not None else None) or 1
+            _run_on_dask(job, slots, data, scheduler, n_workers, finished, study)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        _fail_running(study, set(slots), "the search stopped before the trial finished")
+        if tmp is not None:
+            memory = optuna.create_study(direction="maximize", study_name=study_name)
+            for t in study.get_trials():
+                memory.add_trial(t)
+            result.study = memory
+            tmp.cleanup()
+    return result
 
 
-def _narrow(dist, values):
-    """``dist`` shrunk to span ``values`` (see :meth:`SearchResult.narrowed_space`)."""
-    if isinstance(dist, Choice):
-        return Choice(tuple(o for o in dist.options if _plain(o) in values))
-    if isinstance(dist, LogUniform):
-        low, high = math.log10(min(values)), math.log10(max(values))
-        pad = 0.1 if high - low < 1e-9 else 0.0
-        return LogUniform(max(10 ** (low - pad), dist.low), min(10 ** (high + pad), dist.high))
-    if isinstance(dist, Uniform):
-        low, high = min(values), max(values)
-        pad = 0.1 * (dist.high - dist.low) if high - low < 1e-12 else 0.0
-        return Uniform(max(low - pad, dist.low), min(high + pad, dist.high))
-    if isinstance(dist, IntUniform):
-        return IntUniform(min(values), max(values))
-    return dist  # a fixed value
+def _run_on_dask(job, slots, data, scheduler, n_workers, finished, study) -> None:
+    from distributed import as_completed
+
+    client, cluster = _connect(scheduler, max(n_workers, 1), job["threads"])
+    futures = {}
+    try:
+        if scheduler is not None and not n_workers:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        data_ref = client.scatter(data, broadcast=True) if data is not None else None
+        todo = iter(slots)
+        pending = as_completed()
+
+        def submit(slot):
+            future = client.submit(_run_slot, job, slot, data_ref, pure=False,
+                                   key=f"dlscratch-trial-{job['study_name']}-{slot}-{os.getpid()}")
+            futures[future] = slot
+            pending.add(future)
+
+        for slot in todo:
+            submit(slot)
+            if len(futures) >= n_workers:
+                break
+        for future in pending:
+            slot = futures.pop(future)
+            try:
+                summary = future.result()
+            except Exception as exc:
+                if not _is_lost_worker(exc):
+                    raise
+                _fail_running(study, {slot}, f"its worker stopped ({type(exc).__name__})")
+                summary = None
+            if summary is not None:
+                finished(summary)
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+    finally:
+        for future in list(futures):
+            future.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return value
+def _is_lost_worker(exc: BaseException) -> bool:
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(exc, (KilledWorker, CommClosedError))
 
 
-def _json_safe(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+# -- what a search leaves in its folder -------------------------------------------------------
+
+
+def trials_table(result: SearchResult) -> tuple[list, list]:
+    """``(header, rows)`` of the ranked trials: parameters, val acc, epochs run, state."""
+    keys = result.space.keys if result.space is not None else sorted(
+        {k for t in result.study.get_trials(deepcopy=False) for k in t.params})
+    header = ["rank", "trial", "state", "val_acc", "epochs", *keys, "reason"]
+    rows = []
+    for rank, t in enumerate(result.ranked(), start=1):
+        state = t.user_attrs.get("state", t.state.name.lower())
+        rows.append([rank, t.number, state, "" if t.value is None else t.value,
+                     t.user_attrs.get("epochs", ""), *[t.params.get(k, "") for k in keys],
+                     t.user_attrs.get("reason", "")])
+    return header, rows
+
+
+def save_results(result: SearchResult, folder) -> list[Path]:
+    """Write ``trials.csv``, ``best.json`` and the figures into ``folder``; returns the paths."""
+    import optuna
+
+    from dlscratch.fileio import save_figure, write_csv, write_json
+
+    folder = Path(folder)
+    written = [write_csv(folder / "trials.csv", *trials_table(result))]
+    best = result.best_config
+    if best is not None:
+        written.append(write_json(folder / "best.json", best.to_dict()))
+    done = result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
+        return written
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    figures = [("history.png", lambda: ovm.plot_optimization_history(result.study))]
+    keys = result.space.keys if result.space is not None else []
+    if "lr" in keys and "weight_decay" in keys:
+        figures.append(("lr-weight-decay.png", lambda: _lr_wd_figure(plt, done)))
+    if len(result.study.best_trial.params) >= 2 and len(done) >= 5:
+        figures.append(("importances.png", lambda: ovm.plot_param_importances(result.study)))
+    for name, draw in figures:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            art = draw()
+        fig = getattr(art, "figure", art)
+        if hasattr(art, "flat"):  # an array of axes
+            fig = art.flat[0].figure
+        fig.tight_layout()
+        written.append(save_figure(fig, folder / name, dpi=100))
+        plt.close(fig)
+    return written
+
+
+def _lr_wd_figure(plt, trials):
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lr = [t.params["lr"] for t in trials if "lr" in t.params and "weight_decay" in t.params]
+    wd = [t.params["weight_decay"] for t in trials if "lr" in t.params
+          and "weight_decay" in t.params]
+    acc = [t.value for t in trials if "lr" in t.params and "weight_decay" in t.params]
+    dots = ax.scatter(lr, wd, c=acc, cmap="viridis", vmin=0, vmax=1, edgecolors="k",
+                      linewidths=0.3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("weight decay")
+    ax.set_title("completed trials, coloured by validation accuracy")
+    fig.colorbar(dots, label="validation accuracy")
+    return fig

@@ -18,11 +18,13 @@ SUBCOMMANDS = (
     "search",
     "evaluate",
     "predict",
+    "runs",
     "infer",
     "data",
     "experiment",
     "bench",
     "verify",
+    "serve",
 )
 
 
@@ -40,12 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Where bugs are reported.
+ISSUES_URL = "https://github.com/dlscratch/dlscratch/issues"
+
+#: Errors of the libraries dlscratch reads files with, meaning "this input is damaged".
+_INPUT_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, EOFError)
+#: OSErrors that are about the input named (exit 2), not about the machine (exit 1).
+_BAD_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``dlscratch`` command; return its exit status.
+
+    The one error boundary of the command line: every expected failure becomes
+    one line ``dlscratch COMMAND: error: ...`` naming the input and what to do,
+    with exit status 2 for bad input or options and 1 for the environment (disk
+    full, permission denied, out of memory). Anything else is a bug in dlscratch
+    and is reported as one (``DLSCRATCH_DEBUG=1`` shows the traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from dlscratch.cli.options import release_output_folders
+
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
@@ -58,13 +79,45 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError) as exc:
-        # Library errors carry a message that says what was wrong and how to fix it;
-        # show it without a traceback (set DLSCRATCH_DEBUG=1 to see one).
+    except Exception as exc:  # noqa: BLE001 - the boundary: every error ends here
         if os.environ.get("DLSCRATCH_DEBUG"):
             raise
-        print(f"dlscratch {args.command}: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ValueError, TypeError)) else 1
+        message, status = describe_error(exc)
+        print(f"dlscratch {args.command}: {message}", file=sys.stderr)
+        return status
+    finally:
+        release_output_folders()
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """``(one-line message, exit status)`` for an exception that reached the command line."""
+    import pickle
+    import zipfile
+    import zlib
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return (
+            f"error: not enough memory ({text}); the input or options ask for more than this "
+            "machine has: use smaller layers, batches or data, or a file that is not damaged",
+            1,
+        )
+    if isinstance(exc, RecursionError):
+        return f"error: the input is nested too deeply to read ({text})", 2
+    if isinstance(exc, OverflowError):
+        return f"error: a number in the input or options is too large ({text})", 2
+    if isinstance(exc, _INPUT_ERRORS + (zipfile.BadZipFile, zlib.error, pickle.UnpicklingError)):
+        return f"error: {text}", 2
+    if isinstance(exc, _BAD_PATH_ERRORS):
+        return f"error: {text}", 2
+    if isinstance(exc, OSError):
+        return f"error: {text} (a problem of this machine: free some space, check permissions)", 1
+    return (
+        f"internal error: {type(exc).__name__}: {text}. This is a bug in dlscratch; please "
+        f"report it at {ISSUES_URL} with the command you ran (run it again with "
+        "DLSCRATCH_DEBUG=1 to see the traceback)",
+        1,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

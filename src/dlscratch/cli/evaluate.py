@@ -58,19 +58,43 @@ def register(subparsers) -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="also draw the confusion matrix into this image file",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the --out image if it exists"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
     return parser
 
 
 def load_classifier(path: Path):
-    """(network, metadata dict) from a run folder, an ``.npz`` model file or the book's pickle."""
+    """(network, metadata dict) from a run folder, an ``.npz`` model file or the book's pickle.
+
+    Only the network is read (optimizer and training state are not needed to
+    classify, so damage there does not matter). The metadata's ``dataset``
+    entry is checked: a dict whose ``class_names``, if any, name every output.
+    """
     from dlscratch.io import load_checkpoint, load_network
 
     if path.suffix.lower() in (".pkl", ".pickle"):
         return load_network(path), {}
-    ck = load_checkpoint(path)
-    return ck.network, ck.user
+    ck = load_checkpoint(path, with_optimizer=False)
+    user = dict(ck.user)
+    dataset = user.get("dataset")
+    if dataset is None:
+        return ck.network, user
+    if not isinstance(dataset, dict):
+        raise ValueError(f"{ck.path}: metadata 'dataset' must be a dict, found {dataset!r:.60}")
+    names = dataset.get("class_names")
+    outputs = getattr(ck.network, "output_size", None)
+    if names is not None:
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ValueError(f"{ck.path}: metadata 'class_names' must be a list of names")
+        if outputs is not None and len(names) != outputs:
+            raise ValueError(
+                f"{ck.path}: metadata names {len(names)} classes but the network has "
+                f"{outputs} outputs; the file is damaged or was edited"
+            )
+    return ck.network, user
 
 
 def model_dataset(user: dict) -> str:
@@ -83,6 +107,13 @@ def run(args) -> int:
     from dlscratch.data import CLASS_NAMES, load_mnist
     from dlscratch.training import ClassReport, confusion_matrix, evaluate, format_confusion
 
+    if args.out is not None:
+        out = args.out / "confusion.png" if args.out.is_dir() else args.out
+        if out.exists() and not args.overwrite:
+            raise FileExistsError(
+                f"--out {out} already exists; pass --overwrite to replace it, or choose "
+                "another file"
+            )
     net, user = load_classifier(args.model)
     dataset = args.dataset or model_dataset(user)
     (x_train, t_train), (x_test, t_test) = load_mnist(
@@ -105,7 +136,6 @@ def run(args) -> int:
     if args.out is not None:
         from dlscratch.plotting import plot_confusion
 
-        out = args.out / "confusion.png" if args.out.is_dir() else args.out
         plot_confusion(
             cm, names, out, title=f"{dataset} {args.split} set (accuracy {accuracy:.4f})"
         )

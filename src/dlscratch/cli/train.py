@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.cli.options import choose_output_folder, claim_output_folder
+from dlscratch.cli.options import prepare_output_folder
 from dlscratch.cli.runconfig import add_run_options, config_from_args, given_changes
 from dlscratch.config import HARDWARE_FIELDS, RunConfig
 from dlscratch.provenance import versions
@@ -131,17 +131,9 @@ def _resume_config(args) -> tuple[RunConfig, Path]:
     return config.replace(**{k: changes[k] for k in RESUME_OPTIONS if k in changes}), checkpoint
 
 
-#: Everything a run writes into its folder (--overwrite removes these first).
+#: Everything a run writes into its folder (--overwrite removes these first), with the
+#: side files of the older checkpoint format.
 RUN_FILES = (*FILES, CHECKPOINT, "checkpoint.json", "checkpoint-callbacks.npz")
-
-
-def _choose_out(args, config: RunConfig) -> Path:
-    return choose_output_folder(
-        args.out,
-        config.short_name(),
-        overwrite=args.overwrite,
-        hint=f"continue it with --resume {args.out}, " if args.out is not None else "",
-    )
 
 
 def _check_hardware(config: RunConfig):
@@ -186,12 +178,20 @@ def run(args) -> int:
     started = time.perf_counter()
     if args.resume is not None:
         config, checkpoint = _resume_config(args)
-        out = checkpoint.parent
+        _check_hardware(config)
+        out = prepare_output_folder(checkpoint.parent, "", overwrite=False, resume=True)
     else:
         config, checkpoint = config_from_args(args), None
         config = config.replace(lr=config.learning_rate)  # the folder says which rate ran
-        out = _choose_out(args, config)  # created once the data and the network are ready
-    _check_hardware(config)
+        _check_hardware(config)
+        # claimed before any work: a second run into the same folder is refused at once
+        out = prepare_output_folder(
+            args.out,
+            config.short_name(),
+            overwrite=args.overwrite,
+            owned_files=RUN_FILES,
+            hint=f"continue it with --resume {args.out}, " if args.out is not None else "",
+        )
     data = load_run_data(config, args.data_dir)
     if config.batch_size > len(data.x_train):
         print(
@@ -206,7 +206,6 @@ def run(args) -> int:
             config, data, callbacks=callbacks, verbose=True, progress=progress
         )
         net = trainer.network
-        claim_output_folder(out, RUN_FILES)
         write_json(out / "config.json", config.to_dict())
         print(_describe(config, net, data))
         print(f"run folder: {out}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -76,40 +77,89 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.fsync(handle.fileno())
 
 
-def read_idx_bytes(path: str | os.PathLike) -> bytes:
-    """Return the (decompressed) bytes of an IDX file.
+#: Largest IDX content read (MNIST's biggest file is 47 MB); larger headers are refused.
+MAX_IDX_BYTES = 512 * 2**20
+
+
+def read_idx_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """Return the (decompressed) bytes of an IDX file, at most ``max_bytes`` of them.
 
     Parameters
     ----------
     path : str or os.PathLike
         File to read; a name ending in ``.gz`` is gunzipped.
+    max_bytes : int
+        Refuse (DataError) files or headers declaring more than this.
 
     Raises
     ------
     DataError
-        The gzip stream is corrupt or truncated.
+        The gzip stream is corrupt or truncated, or the content is too large.
     OSError
         The file cannot be opened.
     """
-    return decompress_idx(Path(path).read_bytes(), path)
+    from dlscratch.fileio import open_regular
+
+    try:
+        with open_regular(path) as f:
+            too_big = os.fstat(f.fileno()).st_size > max_bytes
+            data = b"" if too_big else f.read(max_bytes + 1)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if too_big or len(data) > max_bytes:
+        raise DataError(
+            f"{path}: larger than {max_bytes:,} bytes, more than an IDX dataset file of "
+            "MNIST's kind holds; is it the right file?"
+        )
+    return decompress_idx(data, path, max_bytes=max_bytes)
 
 
-def decompress_idx(data: bytes, path: str | os.PathLike) -> bytes:
+def decompress_idx(
+    data: bytes, path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES
+) -> bytes:
     """Gunzip ``data``, the content of the file ``path``, when its name ends in ``.gz``.
 
     For callers that need the file's own bytes too (to hash them, say), so the
-    file is read only once. Raises :class:`DataError` like :func:`read_idx_bytes`.
+    file is read only once. Decompression is bounded by the size the IDX
+    header declares (checked against ``max_bytes`` first): a gzip bomb stops
+    after one byte more than the header promised. Raises :class:`DataError`
+    like :func:`read_idx_bytes`.
     """
     if not _is_gzip_name(path):
         return data
     if not data.startswith(_GZIP_MAGIC):
         raise DataError(f"{path}: not a gzip file (name ends in .gz but no gzip header)")
+    import io
+
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            head = stream.read(4)
+            if len(head) == 4 and head[0] == 0 and head[1] == 0:
+                head += stream.read(4 * head[3])
+            declared = _declared_size(head, path)
+            if declared is None:  # not an IDX header: parse_idx says what is wrong
+                return head + stream.read(64)
+            if declared > max_bytes:
+                raise DataError(
+                    f"{path}: the IDX header declares {declared:,} bytes, more than the "
+                    f"{max_bytes:,} allowed; the file is damaged or not a dataset file"
+                )
+            return head + stream.read(declared - len(head) + 1)  # +1: trailing data shows
     except EOFError as exc:
         raise DataError(f"{path}: truncated gzip stream ({exc})") from None
     except (OSError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt gzip data ({exc})") from None
+
+
+def _declared_size(head: bytes, path) -> int | None:
+    """Total bytes (header included) an IDX header declares; None if ``head`` is no header."""
+    if len(head) < 4 or head[0] or head[1] or head[2] not in IDX_DTYPES or head[3] == 0:
+        return None
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        return None
+    shape = struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])
+    return 4 + 4 * ndim + math.prod(shape) * IDX_DTYPES[head[2]].itemsize
 
 
 def parse_idx(data: bytes | bytearray | memoryview, source: str | os.PathLike = "<bytes>"):
@@ -159,7 +209,7 @@ def parse_idx(data: bytes | bytearray | memoryview, source: str | os.PathLike = 
         )
     shape = struct.unpack(f">{ndim}I", view[4:header_len])
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     found = len(view) - header_len
     if found < expected:
         raise DataError(

@@ -51,6 +51,7 @@ from dlscratch.data.idx import (
     decompress_idx,
     parse_idx,
 )
+from dlscratch.fileio import read_json
 
 __all__ = [
     "CLASS_NAMES",
@@ -287,6 +288,26 @@ def _check_labels(t: np.ndarray, n: int, path: Path) -> None:
         raise DataError(f"{path}: label {int(t.max())} out of range 0-{NUM_CLASSES - 1}")
 
 
+#: A cache sidecar is a few kB; anything far larger is not ours.
+_META_MAX_BYTES = 2**20
+
+
+def _read_source(path: Path) -> bytes:
+    """A dataset file's bytes, refusing pipes and devices and anything over the IDX limit."""
+    from dlscratch.data.idx import MAX_IDX_BYTES
+    from dlscratch.fileio import open_regular
+
+    try:
+        with open_regular(path) as f:
+            too_big = os.fstat(f.fileno()).st_size > MAX_IDX_BYTES
+            data = b"" if too_big else f.read(MAX_IDX_BYTES + 1)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if too_big or len(data) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: larger than {MAX_IDX_BYTES:,} bytes; is it the right file?")
+    return data
+
+
 def _combined_checksum(raw_md5: dict[str, str]) -> str:
     text = "".join(f"{key}:{raw_md5[key]}\n" for key in FILENAMES)
     return _md5(text.encode())[:16]
@@ -297,7 +318,7 @@ def _parse_sources(location: DatasetLocation) -> tuple[dict[str, np.ndarray], di
     arrays, raw_md5, file_md5 = {}, {}, {}
     for name, key in _ARRAY_SOURCES.items():
         path = location.files[key]
-        data = path.read_bytes()  # read once: hashed as is and decompressed
+        data = _read_source(path)  # read once: hashed as is and decompressed
         raw = decompress_idx(data, path)
         arrays[name] = parse_idx(raw, path)
         raw_md5[key] = _md5(raw)
@@ -345,7 +366,7 @@ def _crc32(array: np.ndarray) -> int:
 def _read_meta(entry: Path, stats: dict) -> dict | None:
     """The entry's sidecar if it exists, parses and describes the current sources."""
     try:
-        meta = json.loads((entry / "meta.json").read_text())
+        meta = read_json(entry / "meta.json", max_bytes=_META_MAX_BYTES, max_depth=8)
     except (OSError, ValueError):
         return None
     if not isinstance(meta, dict) or meta.get("version") != _CACHE_VERSION:
@@ -397,7 +418,8 @@ def _prune_stale(entry: Path, dataset: str) -> None:
         if other == entry or not other.is_dir():
             continue
         try:
-            sources = json.loads((other / "meta.json").read_text())["sources"]
+            meta = read_json(other / "meta.json", max_bytes=_META_MAX_BYTES, max_depth=8)
+            sources = meta["sources"]
             stale = {key: _file_stat(s["path"]) for key, s in sources.items()} != sources
         except (OSError, ValueError, KeyError, TypeError):
             stale = True

@@ -11,32 +11,31 @@ from dlscratch.experiments.base import (
     pyplot,
     train_iterations,
 )
-from dlscratch.hpo import LogUniform
 from dlscratch.nets import MultiLayerNet
 from dlscratch.optim import SGD
 
 #: log10 bounds of the book's search space.
 LR_LOG10 = (-6.0, -2.0)
 WEIGHT_DECAY_LOG10 = (-8.0, -4.0)
-#: The same ranges as distributions of :mod:`dlscratch.hpo`.
-LR_SPACE = LogUniform(10.0 ** LR_LOG10[0], 10.0 ** LR_LOG10[1])
-WEIGHT_DECAY_SPACE = LogUniform(10.0 ** WEIGHT_DECAY_LOG10[0], 10.0 ** WEIGHT_DECAY_LOG10[1])
 
 
 def log_uniform(rng, low_exp, high_exp, size=None):
     """``10 ** U(low_exp, high_exp)``: uniform on a log scale, as the book samples.
 
-    A shorthand for ``LogUniform(10 ** low_exp, 10 ** high_exp).sample(rng, size)``.
+    Every decade is equally likely; one float (``size=None``) or an array of shape ``size``.
+    (``dlscratch search --sampler random`` draws the same way, through Optuna.)
     """
     if not low_exp < high_exp:
         raise ValueError(f"need low_exp < high_exp, got {low_exp} and {high_exp}")
-    return LogUniform(10.0**low_exp, 10.0**high_exp).sample(rng, size)
+    exponent = rng.uniform(low_exp, high_exp, size)
+    value = np.clip(10.0**exponent, 10.0**low_exp, 10.0**high_exp)
+    return float(value) if size is None else value
 
 
 def sample_trials(rng, n):
     """``n`` random (lr, weight_decay) pairs from the book's ranges; two arrays of shape (n,)."""
-    weight_decay = WEIGHT_DECAY_SPACE.sample(rng, size=n)
-    lr = LR_SPACE.sample(rng, size=n)
+    weight_decay = log_uniform(rng, *WEIGHT_DECAY_LOG10, size=n)
+    lr = log_uniform(rng, *LR_LOG10, size=n)
     return lr, weight_decay
 
 
