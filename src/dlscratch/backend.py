@@ -10,6 +10,8 @@ fast as float64 and accurate enough; gradient checks pass float64 explicitly).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
@@ -106,6 +108,29 @@ def elementwise_kernel(in_params: str, out_params: str, operation: str, name: st
     if kernel is None:
         kernel = _KERNELS[key] = _cupy.ElementwiseKernel(in_params, out_params, operation, name)
     return kernel
+
+
+#: Environment variable with the default number of BLAS threads for the command line,
+#: the estimator and the web app.
+THREADS_ENV = "DLSCRATCH_THREADS"
+#: Without it: one thread. Measured on a two-core machine (benchmarks/README.md): one
+#: training epoch of the default network takes about as long with one thread as with two
+#: on an idle machine, and several times longer with two when another process is busy.
+DEFAULT_THREADS = 1
+
+
+def default_threads() -> int:
+    """``$DLSCRATCH_THREADS`` when set (a whole number >= 1), else :data:`DEFAULT_THREADS`."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return DEFAULT_THREADS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def set_num_threads(n: int | None):

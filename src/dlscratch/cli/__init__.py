@@ -39,11 +39,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"dlscratch.cli.{name}").register(sub)
+        command = sub.choices[name]
+        if name in COMPUTING and not _has_option(command, "--threads"):
+            add_threads_option(command)
     return parser
 
 
-#: Where bugs are reported.
-ISSUES_URL = "https://github.com/dlscratch/dlscratch/issues"
+#: Commands that compute with NumPy's BLAS, and so take ``--threads`` (and DLSCRATCH_THREADS).
+COMPUTING = ("train", "search", "evaluate", "predict", "infer", "experiment", "bench", "serve")
+
+
+def _has_option(parser, flag: str) -> bool:
+    return any(flag in action.option_strings for action in parser._actions)
+
+
+def add_threads_option(parser) -> None:
+    from dlscratch.backend import THREADS_ENV
+
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"BLAS threads (default: ${THREADS_ENV}, else 1: on two cores one thread is "
+        "faster for these small matrices, and much faster on a busy machine)",
+    )
+
+
+def _set_threads(args) -> None:
+    """Cap the BLAS threads at ``--threads``, else ``$DLSCRATCH_THREADS``, else the default."""
+    from dlscratch.backend import default_threads, set_num_threads
+
+    threads = getattr(args, "threads", None)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"--threads must be a whole number >= 1, got {threads!r}")
+    set_num_threads(threads if threads is not None else default_threads())
 
 #: Errors of the libraries dlscratch reads files with, meaning "this input is damaged".
 _INPUT_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, EOFError)
@@ -68,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from dlscratch.cli.options import release_output_folders
 
     try:
+        _set_threads(args)
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader went away (``dlscratch verify | head``): stop quietly, as Unix tools do.
@@ -114,8 +145,8 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         return f"error: {text} (a problem of this machine: free some space, check permissions)", 1
     return (
         f"internal error: {type(exc).__name__}: {text}. This is a bug in dlscratch; please "
-        f"report it at {ISSUES_URL} with the command you ran (run it again with "
-        "DLSCRATCH_DEBUG=1 to see the traceback)",
+        "report it to the project's issue tracker with the command you ran and the traceback "
+        "(run it again with DLSCRATCH_DEBUG=1 to see it)",
         1,
     )
 

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         help="time training, inference and data loading (beside PyTorch when installed)",
         description="Seconds per training epoch and peak memory of four networks, each in its "
         "own process and interleaved epoch by epoch with the same networks in PyTorch when it "
-        "is installed; pretrained-network inference; cold and cached load_mnist; numerical "
+        "is installed; pretrained-network inference; cached load_mnist; numerical "
         "gradient time. Prints a table; --json writes the figures.",
     )
     add_arguments(parser)
