@@ -60,7 +60,7 @@ def test_infer_compare_and_converted_model(capsys, tmp_path):
 
 
 def test_infer_missing_weights(capsys, tmp_path):
-    assert main(["infer", "--weights", str(tmp_path / "none.pkl")]) == 1
+    assert main(["infer", "--weights", str(tmp_path / "none.pkl")]) == 2  # a bad path given
     err = capsys.readouterr().err
     assert "dlscratch infer: error:" in err and "none.pkl" in err
 

@@ -32,3 +32,40 @@ def test_lazy_names_are_the_real_objects():
     from dlscratch.training import Trainer
 
     assert dlscratch.Trainer is Trainer and dlscratch.load_mnist is load_mnist
+
+
+def test_the_package_knows_nothing_of_a_checkout():
+    """No path to ``../shared``, ``benchmarks/`` or the repository inside ``src/dlscratch``."""
+    import re
+    from pathlib import Path
+
+    package = Path(dlscratch.__file__).parent
+    # paths in code (strings, Path arithmetic); a comment may still point a reader there
+    pattern = re.compile(
+        r"""["'/]\.\./shared|["']shared["']|["'][^"'#]*benchmarks/|parents\[[23]\]"""
+    )
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
+
+
+def test_a_fresh_process_finds_data_only_through_its_settings(tmp_path):
+    """From a folder with a ``../shared`` beside it but no DLSCRATCH_DATA, nothing is found
+    there: the loader looks only at its arguments, the variable and the user cache."""
+    (tmp_path / "shared" / "datasets" / "mnist").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    code = (
+        "from dlscratch.data.mnist import locate_dataset\n"
+        "locate_dataset('mnist', download=False)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"),
+           "DLSCRATCH_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=work,
+                         env=env)
+    assert out.returncode != 0 and "not found" in out.stderr.lower()
+    assert str(tmp_path / "shared") not in out.stderr  # never looked there

@@ -1083,8 +1083,8 @@ def find_book_weights(path=None) -> Path:
     Order: ``path`` if given (the file, or a folder holding it);
     ``$DLSCRATCH_WEIGHTS`` (likewise); ``weights/`` beside ``$DLSCRATCH_DATA``
     (the layout of a folder with ``datasets/`` and ``weights/`` side by side);
-    ``../shared/weights/`` and ``shared/weights/`` from the working directory.
-    Raises FileNotFoundError naming every place looked in.
+    ``weights/`` in the user cache folder. Raises FileNotFoundError naming every
+    place looked in and where the file comes from.
     """
     if path is not None:
         p = Path(path)
@@ -1101,17 +1101,19 @@ def find_book_weights(path=None) -> Path:
     data = os.environ.get("DLSCRATCH_DATA")
     if data:
         places.append(Path(data).parent / "weights" / BOOK_WEIGHTS_NAME)
-    cwd = Path.cwd()
-    places += [cwd.parent / "shared" / "weights" / BOOK_WEIGHTS_NAME]
-    places += [cwd / "shared" / "weights" / BOOK_WEIGHTS_NAME]
-    places = list(dict.fromkeys(places))  # the same folder once (cwd may be /)
+    from dlscratch.data.mnist import cache_dir
+
+    places.append(cache_dir() / "weights" / BOOK_WEIGHTS_NAME)
+    places = list(dict.fromkeys(places))  # the same folder once
     for p in places:
         if p.is_file():
             return p
     looked = "\n".join(f"  - {p}" for p in places)
     raise FileNotFoundError(
         f"the book's {BOOK_WEIGHTS_NAME} was not found. Looked in:\n{looked}\n"
-        "Pass its path (--weights /path/to/sample_weight.pkl) or set DLSCRATCH_WEIGHTS."
+        "It comes with the book's code (the repository deep-learning-from-scratch, folder "
+        "ch03/sample_weight.pkl). Pass its path (--weights /path/to/sample_weight.pkl), set "
+        "DLSCRATCH_WEIGHTS, or copy it into one of the places above."
     )
 
 
