@@ -105,7 +105,7 @@ def test_batch_size_must_be_int(data, bad):
 
 def test_mismatched_lengths_and_bad_mode(data):
     x, t = data
-    with pytest.raises(ValueError, match="103 samples vs 102 labels"):
+    with pytest.raises(ValueError, match="103 inputs but 102 labels"):
         list(iterate_minibatches(x, t[:-1], 10))
     with pytest.raises(ValueError, match="mode must be one of epoch, random"):
         BatchSampler(10, 2, mode="stream")

@@ -439,8 +439,9 @@ def test_verbose_prints_one_line_per_epoch(capsys):
     ("kwargs", "message"),
     [
         ({"batch_size": 1000}, "larger than the training set"),
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"epochs": -1}, "epochs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+        ({"epochs": -1}, "epochs must be a whole number >= 1, got -1"),
+        ({"x_train": np.full((100, 20), np.nan)}, "training data inputs contain NaN"),
         ({"sampling": "bootstrap"}, "sampling must be"),
         ({"x_val": np.zeros((3, 20))}, "both x_val and t_val"),
         ({"callbacks": [42]}, "callbacks must be"),
@@ -448,6 +449,7 @@ def test_verbose_prints_one_line_per_epoch(capsys):
 )
 def test_bad_settings_are_rejected_with_a_message(kwargs, message):
     x, t = blobs(n=100)
+    x = kwargs.pop("x_train", x)
     with pytest.raises((ValueError, TypeError), match=message):
         Trainer(MultiLayerNet(20, [4], 3), SGD(0.1), x, t, **kwargs)
 

@@ -44,9 +44,9 @@ def test_schedule_takes_its_base_rate_from_the_optimizer_and_saves_it():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: StepLR(step_size=0), "step_size must be an integer > 0"),
-        (lambda: StepLR(step_size=2, gamma=-1), "gamma must be a number > 0"),
-        (lambda: ExponentialLR(gamma=0), "gamma must be a number > 0"),
+        (lambda: StepLR(step_size=0), "step_size must be a whole number >= 1"),
+        (lambda: StepLR(step_size=2, gamma=-1), "gamma must be a finite number > 0"),
+        (lambda: ExponentialLR(gamma=0), "gamma must be a finite number > 0"),
         (lambda: CosineLR(min_lr=-1), "min_lr must be a number >= 0"),
         (lambda: StepLR(2).lr_at(0), "no base_lr yet"),
     ],

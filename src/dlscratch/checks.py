@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
+from dlscratch.backend import get_array_module
+
 _MISSING = object()
 
 
@@ -74,14 +78,24 @@ def one_of(name: str, value, choices) -> str:
     return value
 
 
-def check_pair(x, t, what: str = "data"):
-    """``x`` and ``t`` hold the same number of samples; returns ``len(x)``."""
+def check_pair(x, t, what: str = "data", *, features: bool = False):
+    """``x`` and ``t`` as arrays holding the same, non-zero number of samples.
+
+    ``features=True``: ``x`` must also be a batch of samples, shape (N, ...), with
+    no NaN or infinity (checked once here, where the data enters, not per step).
+    """
     if x is None or t is None:
         fail(f"{what}: give both the inputs and the labels")
-    if getattr(x, "ndim", 0) < 1 or getattr(t, "ndim", 0) < 1:
+    x = x if hasattr(x, "shape") else np.asarray(x)
+    t = t if hasattr(t, "shape") else np.asarray(t)
+    if x.ndim < 1 or t.ndim < 1:
         fail(f"{what}: inputs and labels must be arrays with a sample axis")
+    if features and x.ndim < 2:
+        fail(f"{what} inputs must have shape (N, features), got {x.shape}")
     if x.shape[0] != t.shape[0]:
         fail(f"{what}: {x.shape[0]} inputs but {t.shape[0]} labels; they must match")
     if x.shape[0] == 0:
         fail(f"{what} is empty")
-    return int(x.shape[0])
+    if features and x.dtype.kind == "f" and not bool(get_array_module(x).isfinite(x).all()):
+        fail(f"{what} inputs contain NaN or infinity; clean or re-normalise the data")
+    return x, t

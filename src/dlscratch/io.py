@@ -74,7 +74,7 @@ __all__ = [
     "METADATA_KEY",
     "MODEL_FILENAME",
     "BOOK_WEIGHTS_NAME",
-    "Checkpoint",
+    "LoadedModel",
     "MAX_PARAMETERS",
     "ModelArchive",
     "UnsafePickleError",
@@ -228,7 +228,7 @@ EXTRA_ARRAY_BYTES = 256 * 2**20
 
 
 @dataclass
-class Checkpoint:
+class LoadedModel:
     """What :func:`load_checkpoint` returns.
 
     Attributes
@@ -320,14 +320,14 @@ def load_checkpoint(
     device: str = "cpu",
     with_optimizer: bool = True,
     extra_prefix: str | None = None,
-) -> Checkpoint:
+) -> LoadedModel:
     """Load network, optimizer and metadata saved by :func:`save_model`.
 
     ``network`` / ``optimizer``, when given, receive the stored state instead
     of fresh objects being built (the optimizer must be of the stored type).
     ``with_optimizer=False`` reads the network alone (``optimizer`` is None).
     ``extra_prefix`` also reads the entries whose names start with it into
-    ``Checkpoint.arrays`` (a checkpoint's training state).
+    ``LoadedModel.arrays`` (a checkpoint's training state).
 
     Raises
     ------
@@ -395,7 +395,7 @@ def load_checkpoint(
         )
     else:
         optimizer = None
-    return Checkpoint(network=network, optimizer=optimizer, metadata=meta, path=path, arrays=extra)
+    return LoadedModel(network=network, optimizer=optimizer, metadata=meta, path=path, arrays=extra)
 
 
 def _is_extra(key: str) -> bool:

@@ -13,6 +13,7 @@ from numbers import Integral
 import numpy as np
 
 from dlscratch.backend import get_array_module
+from dlscratch.checks import check_pair
 
 __all__ = ["BatchSampler", "as_rng", "iterate_minibatches", "sample_minibatch", "to_float"]
 
@@ -39,9 +40,7 @@ def _check_batch_size(batch_size, n: int) -> int:
 
 
 def _check_pair(x, t) -> int:
-    if len(x) != len(t):
-        raise ValueError(f"x and t differ in length: {len(x)} samples vs {len(t)} labels")
-    return len(x)
+    return len(check_pair(x, t, "x and t")[0])
 
 
 class BatchSampler:

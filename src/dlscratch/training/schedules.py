@@ -16,17 +16,13 @@ from __future__ import annotations
 import math
 import numbers
 
+from dlscratch.checks import positive_float, positive_int
 from dlscratch.registry import Registry
 from dlscratch.training.callbacks import Callback
 
 
 def _positive(name, value, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} > 0, got {value!r}")
-    return int(value) if integer else float(value)
+    return positive_int(name, value) if integer else positive_float(name, value)
 
 
 class LRSchedule(Callback):

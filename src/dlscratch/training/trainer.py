@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import signal
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch.backend import to_device
+from dlscratch.checks import check_pair, positive_int
 from dlscratch.data.batching import BatchSampler, as_rng, to_float
 from dlscratch.training.callbacks import Callback, EpochLogger, LambdaCallback
 from dlscratch.training.checkpoint import STATE_VERSION, apply_trainer_state
@@ -119,16 +119,16 @@ class Trainer:
     ) -> None:
         self.network = network
         self.optimizer = optimizer
-        self.x_train, self.t_train = _check_pair(x_train, t_train, "training")
+        self.x_train, self.t_train = check_pair(x_train, t_train, "training data", features=True)
         if (x_val is None) != (t_val is None):
             raise ValueError("pass both x_val and t_val, or neither")
         if x_val is not None:
-            x_val, t_val = _check_pair(x_val, t_val, "validation")
+            x_val, t_val = check_pair(x_val, t_val, "validation data", features=True)
         self.x_val, self.t_val = x_val, t_val
         self._device_data = None  # (device, x_train, t_train) once copied to a GPU
         n = len(self.x_train)
-        self.epochs = _positive_int("epochs", epochs)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.epochs = positive_int("epochs", epochs)
+        self.batch_size = positive_int("batch_size", batch_size)
         if self.batch_size > n:
             raise ValueError(
                 f"batch_size ({self.batch_size}) is larger than the training set ({n} samples); "
@@ -138,9 +138,9 @@ class Trainer:
             raise ValueError(f"sampling must be 'epoch' or 'random', got {sampling!r}")
         self.sampling = sampling
         if train_eval_size is not None:
-            train_eval_size = min(_positive_int("train_eval_size", train_eval_size), n)
+            train_eval_size = min(positive_int("train_eval_size", train_eval_size), n)
         self.train_eval_size = train_eval_size
-        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+        self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
         self.rng = as_rng(rng)
         self.handle_interrupt = bool(handle_interrupt)
 
@@ -486,24 +486,6 @@ class Trainer:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_pair(x, t, what: str):
-    x = np.asarray(x) if not hasattr(x, "shape") else x
-    t = np.asarray(t) if not hasattr(t, "shape") else t
-    if x.ndim < 2:
-        raise ValueError(f"{what} inputs must have shape (N, features), got {x.shape}")
-    if len(x) != len(t):
-        raise ValueError(f"{what} data: x has {len(x)} samples but t has {len(t)} labels")
-    if len(x) == 0:
-        raise ValueError(f"{what} data is empty")
-    return x, t
 
 
 def _as_callback(cb) -> Callback:
