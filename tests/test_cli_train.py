@@ -324,3 +324,30 @@ def test_an_option_of_another_optimizer_is_refused(capsys, tmp_path):
     code, err = exit_code_and_err(capsys, ["train", "--optimizer", "sgd", "--momentum", "0.9",
                                            "--out", str(tmp_path / "r")])
     assert code == 2 and "optimizer 'sgd' has no option 'momentum'" in err
+
+
+def test_a_convolutional_network_trains_and_resumes_from_the_command_line(capsys, tmp_path):
+    run = tmp_path / "cnn"
+    argv = ["train", "--net", "simple-cnn", "--limit", "300", "--epochs", "1", "--hidden", "20",
+            "--no-progress", "--out", str(run)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "network simple-cnn" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["network"]["class"] == "SimpleConvNet" and metrics["final"]["test_acc"] > 0.2
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--net", "deep-cnn", "--activation", "tanh"], "has activation 'relu' built in"),
+        (["--net", "simple-cnn", "--batchnorm"], "has batchnorm False built in"),
+        (["--net", "simple-cnn", "--hidden", "10,10"], "1 hidden fully connected layer"),
+    ],
+)
+def test_options_a_network_does_not_have_are_refused(capsys, tmp_path, argv, message):
+    code, err = exit_code_and_err(capsys, ["train", *argv, "--out", str(tmp_path / "r")])
+    assert code == 2 and message in err and not (tmp_path / "r").exists()

@@ -80,12 +80,12 @@ class RunConfig:
 
     dataset: str = "mnist"
     net: str = "mlp"
-    hidden: tuple = (100, 100)
+    hidden: tuple | None = None
     activation: str = "relu"
     activation_options: dict = field(default_factory=dict)
     init: Any = "he"
     batchnorm: bool = False
-    dropout: float = 0.0
+    dropout: float | None = None
     weight_decay: float = 0.0
     optimizer: str = "adam"
     lr: float | None = None
@@ -109,13 +109,28 @@ class RunConfig:
         for f in dataclasses.fields(self):
             value = _check_field(f.name, getattr(self, f.name), self)
             object.__setattr__(self, f.name, value)
+        architecture = _registry("network").get_class(self.net)
+        for name, value in getattr(architecture, "fixed", {}).items():
+            if getattr(self, name) not in (None, value):
+                fail(
+                    f"the network {self.net!r} has {name} {value!r} built in and it cannot be "
+                    f"changed (net 'mlp' lets you choose {name})",
+                    getattr(self, name),
+                )
+        layers = getattr(architecture, "hidden_layers", None)
+        if layers is not None and len(self.hidden_sizes) != layers:
+            fail(
+                f"the network {self.net!r} has {layers} hidden fully connected layer(s); "
+                f"give {layers} size(s) in hidden",
+                list(self.hidden_sizes),
+            )
         if self.net == "mlp":
-            sizes = [784, *self.hidden, 10]
+            sizes = [784, *self.hidden_sizes, 10]
             n = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
             if n > MAX_PARAMETERS:
                 fail(
-                    f"hidden layers {list(self.hidden)} make a network of {n:,} parameters; "
-                    f"at most {MAX_PARAMETERS:,} are allowed, choose smaller layers"
+                    f"hidden layers {list(self.hidden_sizes)} make a network of {n:,} "
+                    f"parameters; at most {MAX_PARAMETERS:,} are allowed, choose smaller layers"
                 )
 
     # -- building and reading back -----------------------------------------------------
@@ -175,6 +190,20 @@ class RunConfig:
 
     # -- derived values ----------------------------------------------------------------
     @property
+    def hidden_sizes(self) -> tuple:
+        """``hidden``, or the network's own default when it is None (MLP: 100, 100)."""
+        if self.hidden is not None:
+            return self.hidden
+        return tuple(_registry("network").get_class(self.net).defaults["hidden"])
+
+    @property
+    def dropout_ratio(self) -> float:
+        """``dropout``, or the network's own default when it is None (MLP: 0, off)."""
+        if self.dropout is not None:
+            return self.dropout
+        return float(_registry("network").get_class(self.net).defaults["dropout"])
+
+    @property
     def learning_rate(self) -> float:
         """``lr``, or the optimizer's default rate when ``lr`` is None."""
         if self.lr is not None:
@@ -184,14 +213,14 @@ class RunConfig:
     def short_name(self) -> str:
         """A folder-name summary: ``mnist-100x100-relu-adam[-bn][-do0.5]``."""
         if self.net == "mlp":
-            body = "x".join(map(str, self.hidden)) or "linear"
+            body = "x".join(map(str, self.hidden_sizes)) or "linear"
             parts = [self.dataset, body, self.activation, self.optimizer]
         else:
             parts = [self.dataset, self.net, self.optimizer]
         if self.batchnorm:
             parts.append("bn")
         if self.dropout:
-            parts.append(f"do{self.dropout:g}")
+            parts.append(f"do{self.dropout_ratio:g}")
         return "-".join(parts)
 
     def rngs(self) -> dict:
@@ -233,7 +262,8 @@ class RunConfig:
     def describe(self, net=None) -> str:
         """Two human lines: the network, then the optimisation."""
         if self.net == "mlp":
-            arch = f"network {'-'.join(map(str, [784, *self.hidden, 10]))} {self.activation}"
+            sizes = "-".join(map(str, [784, *self.hidden_sizes, 10]))
+            arch = f"network {sizes} {self.activation}"
         else:
             arch = f"network {self.net}"
         extras = [f"init {self.init}"]
@@ -241,8 +271,8 @@ class RunConfig:
             extras += [f"{k} {v:g}" for k, v in self.activation_options.items()]
         if self.batchnorm:
             extras.append("batch norm")
-        if self.dropout:
-            extras.append(f"dropout {self.dropout:g}")
+        if self.dropout_ratio:
+            extras.append(f"dropout {self.dropout_ratio:g}")
         if self.weight_decay:
             extras.append(f"weight decay {self.weight_decay:g}")
         if net is not None:
@@ -260,13 +290,14 @@ class RunConfig:
 _FIELD_OPTIONS = (
     Option("dataset", str, "mnist", "data set", choices=DATASETS),
     Option("net", str, "mlp", "network architecture"),
-    Option("hidden", list, [100, 100], "hidden layer sizes of the fully connected network"),
+    Option("hidden", list, None, "hidden layer sizes of the fully connected layers "
+           "(default: the network's own, 100,100 for mlp)"),
     Option("activation", str, "relu", "hidden activation"),
     Option("activation_options", dict, {}, "options of the activation (e.g. alpha)"),
     Option("init", str, "he", "weight initialisation: he, xavier or a standard deviation"),
     Option("batchnorm", bool, False, "batch normalization after every hidden affine layer"),
-    Option("dropout", float, 0.0, "dropout ratio after every hidden activation (0: off)",
-           low=0.0, high=1.0, high_open=True),
+    Option("dropout", float, None, "dropout ratio after every hidden activation (0: off; "
+           "default: the network's own, off for mlp)", low=0.0, high=1.0, high_open=True),
     Option("weight_decay", float, 0.0, "L2 penalty strength in the loss (the book's lambda)",
            low=0.0, log=True),
     Option("optimizer", str, "adam", "update rule"),
@@ -315,7 +346,9 @@ def _check_field(name: str, value, cfg: RunConfig):
     return option.validate(value)
 
 
-def _check_hidden(value) -> tuple:
+def _check_hidden(value) -> tuple | None:
+    if value is None:
+        return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)):

@@ -279,8 +279,14 @@ class Network:
         """
         return self._forward_loss(self._as_input(x), t, train=train)
 
+    def _shape_input(self, x):
+        """A validated batch in the shape the first layer takes (a reshape at most; the
+        Trainer's fast path calls only this). Identity here; image networks reshape flat rows."""
+        return x
+
     def _forward_loss(self, x, t, train: bool) -> float:
         """The loss of an already validated batch; kept as :attr:`last_loss`."""
+        x = self._shape_input(x)
         for layer in self.layers.values():
             x = layer.forward(x, train=train)
         self.last_loss = float(self.last_layer.forward(x, t)) + self.weight_decay_loss()
