@@ -351,3 +351,22 @@ def test_a_convolutional_network_trains_and_resumes_from_the_command_line(capsys
 def test_options_a_network_does_not_have_are_refused(capsys, tmp_path, argv, message):
     code, err = exit_code_and_err(capsys, ["train", *argv, "--out", str(tmp_path / "r")])
     assert code == 2 and message in err and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_while_writing_results_says_how_to_finish(capsys, tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    original = train_cli._finish
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "_finish", interrupted)
+    code = main(["train", *SMALL, "--epochs", "1", "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code == 130 and "training had finished" in err
+    assert f"dlscratch train --resume {run}" in err
+    monkeypatch.setattr(train_cli, "_finish", original)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "has already finished" in out and (run / "metrics.json").is_file()
+    assert "checkpoint.npz (what --resume continues from)" in out

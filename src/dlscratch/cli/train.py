@@ -254,9 +254,17 @@ def run(args) -> int:
             print(f"the checkpoint after epoch {last} is in {out / CHECKPOINT}", file=sys.stderr)
         return 1
 
-    results = _finish(out, config, data, trainer, history, started)
-    results["hardware"] = _hardware(config)
-    write_json(out / "metrics.json", results)
+    try:
+        results = _finish(out, config, data, trainer, history, started)
+        results["hardware"] = _hardware(config)
+        write_json(out / "metrics.json", results)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted while writing the results; training had finished and its "
+            f"checkpoint is complete.\nwrite them with: dlscratch train --resume {out}",
+            file=sys.stderr,
+        )
+        return 130
     final = results["final"]
     accs = "  ".join(
         f"{split} {final[f'{split}_acc']:.4f}"
@@ -268,7 +276,8 @@ def run(args) -> int:
         f"done in {results['wall_time_s']:.1f} s ({len(history)} "
         f"epoch{'' if len(history) == 1 else 's'}, {trainer.step} "
         f"steps{stop})\naccuracy  {accs}\n"
-        f"wrote {out}/: {', '.join(n for n in FILES if (out / n).exists())}\n"
+        f"wrote {out}/: {', '.join(n for n in FILES if (out / n).exists())}, "
+        f"{CHECKPOINT} (what --resume continues from)\n"
         f"next: dlscratch evaluate --model {out}   |   dlscratch predict --model {out} IMAGE.png"
     )
     return 0

@@ -1,4 +1,4 @@
-"""A progress bar per epoch (tqdm), with the running loss and accuracy and an ETA."""
+"""One progress bar for the whole run (tqdm), with the running loss and accuracy and an ETA."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from dlscratch.training.callbacks import Callback
 
 
 class ProgressBar(Callback):
-    """Show a tqdm bar for each epoch on standard error.
+    """Show one tqdm bar over every step of the run on standard error.
 
-    The bar is redrawn at most every ``mininterval`` seconds; between redraws a
-    step costs a few additions, an arg-max over the batch's scores and a clock
-    read. It shows the mean mini-batch loss and accuracy of the epoch so far
-    (in train mode, as the network saw each batch); tqdm adds the rate and ETA.
+    The bar counts the steps of all epochs, so tqdm's ETA is the time to the end
+    of the run; its label says which epoch is running and shows the mean
+    mini-batch loss and accuracy of that epoch so far (in train mode, as the
+    network saw each batch). At the end of each epoch the bar steps aside for the
+    epoch's summary line (``verbose=True``) and is drawn again below it. It is
+    redrawn at most every ``mininterval`` seconds; between redraws a step costs a
+    few additions, an arg-max over the batch's scores and a clock read.
 
     Parameters
     ----------
@@ -48,22 +51,27 @@ class ProgressBar(Callback):
     def wants_step_end(self) -> bool:
         return self.enabled
 
-    def on_epoch_begin(self, trainer, epoch) -> None:
+    def on_train_begin(self, trainer) -> None:
         self.close()
         if not self.enabled:
             return
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
-            total=trainer.steps_per_epoch,
-            initial=trainer.step_in_epoch,
-            desc=f"epoch {epoch}/{trainer.epochs}",
+            total=trainer.epochs * trainer.steps_per_epoch,
+            initial=trainer.step,
             unit="batch",
             leave=False,
             mininterval=self.mininterval,
             file=self._stream(),
             dynamic_ncols=True,
         )
+
+    def on_epoch_begin(self, trainer, epoch) -> None:
+        if self.bar is None:
+            return
+        self.bar.set_description_str(f"epoch {epoch}/{trainer.epochs}", refresh=False)
+        self.bar.refresh()
         self._loss_sum = 0.0
         self._correct = 0
         self._seen = 0
@@ -92,7 +100,11 @@ class ProgressBar(Callback):
         self._pending = 0
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
-        self.close()
+        if self.bar is not None:
+            if self._pending:
+                self.bar.update(self._pending)
+                self._pending = 0
+            self.bar.clear()  # the epoch's summary line is printed next, then the bar again
 
     def on_train_end(self, trainer) -> None:
         self.close()
@@ -102,9 +114,9 @@ class ProgressBar(Callback):
         return None
 
     def close(self) -> None:
-        """Close the current bar, if any (called by the trainer when fit ends, even on errors)."""
+        """Close the bar, if any (called by the trainer when fit ends, even on errors)."""
         if self.bar is not None:
-            if self._pending:
+            if getattr(self, "_pending", 0):
                 self.bar.update(self._pending)
                 self._pending = 0
             self.bar.close()
