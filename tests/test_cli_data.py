@@ -109,18 +109,24 @@ def test_show_default_output_name(tiny_dir, tmp_path, monkeypatch):
     png_size(tmp_path / "mnist-train-0.png")
 
 
-def test_show_rejects_bad_range(tiny_dir, capsys):
-    rc = main(["data", "show", "--data-dir", str(tiny_dir), "--index", "10", "--count", "4"])
-    assert rc == 2
-    assert "runs past the end of the 12 train images" in capsys.readouterr().err
+def test_show_clamps_a_count_past_the_end_and_rejects_a_bad_index(tiny_dir, capsys, tmp_path):
+    out = tmp_path / "end.png"
+    argv = ["data", "show", "--data-dir", str(tiny_dir), "--index", "10", "--count", "4"]
+    rc = main([*argv, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0 and "showing the last 2" in captured.err and "(2 mnist train" in captured.out
+    png_size(out)
+    assert main([*argv, "--out", str(out)]) == 2  # an existing file needs --overwrite
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--out", str(out), "--overwrite"]) == 0
     rc = main(["data", "show", "--data-dir", str(tiny_dir), "--index", "99"])
     assert rc == 2
     assert "--index 99 is out of range" in capsys.readouterr().err
 
 
-def test_show_into_missing_folder_is_an_os_error(tiny_dir, tmp_path, capsys):
+def test_show_into_missing_folder_is_a_bad_path(tiny_dir, tmp_path, capsys):
     rc = main(["data", "show", "--data-dir", str(tiny_dir), "--out", str(tmp_path / "no/x.png")])
-    assert rc == 1
+    assert rc == 2  # a path the user gave that does not exist
     assert "does not exist" in capsys.readouterr().err
 
 

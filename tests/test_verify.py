@@ -1,5 +1,7 @@
 """``dlscratch verify`` reproduces every worked number and says so."""
 
+import pytest
+
 from dlscratch.cli import main
 from dlscratch.verify import Check, format_table, run_checks
 
@@ -24,3 +26,15 @@ def test_verify_exit_code_reflects_failures(monkeypatch, capsys):
     assert main(["verify"]) == 1
     assert "FAIL" in capsys.readouterr().out
     assert "0 of 1 checks pass" in format_table([Check("broken", "1", "2", False)])
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 300])
+def test_the_table_fits_the_terminal(width):
+    from dlscratch.verify import format_table, run_checks
+
+    checks = run_checks()
+    text = format_table(checks, width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert text.splitlines()[-1] == f"{len(checks)} of {len(checks)} checks pass"
+    for c in checks:  # nothing is lost: every value appears, wrapped or not
+        assert c.expected.replace(" ", "") in text.replace(" ", "").replace("\n", "")

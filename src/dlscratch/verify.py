@@ -190,15 +190,35 @@ def run_checks() -> list[Check]:
     return checks
 
 
-def format_table(checks: list[Check]) -> str:
-    """A plain-text table: check, expected, got, pass/fail."""
-    w = max(len(c.name) for c in checks)
-    we = max(len(c.expected) for c in checks)
-    wg = max(len(c.got) for c in checks)
-    rows = [f"{'check':<{w}}  {'expected':<{we}}  {'got':<{wg}}  result"]
+def format_table(checks: list[Check], width: int | None = None) -> str:
+    """The checks as text at most ``width`` columns wide (default: the terminal's, else 80).
+
+    One row per check (check, expected, got, result) when that fits; otherwise each
+    check on its own line with its verdict, and the expected and got values wrapped
+    beneath it.
+    """
+    import shutil
+    import textwrap
+
+    width = width or shutil.get_terminal_size((80, 24)).columns
+    w = max(len("check"), *(len(c.name) for c in checks))
+    we = max(len("expected"), *(len(c.expected) for c in checks))
+    wg = max(len("got"), *(len(c.got) for c in checks))
+    n_pass = sum(c.passed for c in checks)
+    footer = f"{n_pass} of {len(checks)} checks pass"
+    if w + we + wg + len("  " * 3 + "result") <= width:
+        rows = [f"{'check':<{w}}  {'expected':<{we}}  {'got':<{wg}}  result"]
+        for c in checks:
+            verdict = "pass" if c.passed else "FAIL"
+            rows.append(f"{c.name:<{w}}  {c.expected:<{we}}  {c.got:<{wg}}  {verdict}")
+        return "\n".join([*rows, footer])
+    rows = []
     for c in checks:
         verdict = "pass" if c.passed else "FAIL"
-        rows.append(f"{c.name:<{w}}  {c.expected:<{we}}  {c.got:<{wg}}  {verdict}")
-    n_pass = sum(c.passed for c in checks)
-    rows.append(f"{n_pass} of {len(checks)} checks pass")
-    return "\n".join(rows)
+        name = textwrap.shorten(c.name, max(width - 6, 20), placeholder="...")
+        rows.append(f"{name:<{max(width - 6, len(name))}}  {verdict}".rstrip())
+        for label, value in (("expected", c.expected), ("got", c.got)):
+            rows += textwrap.wrap(
+                value, width, initial_indent=f"  {label:<9}", subsequent_indent=" " * 11
+            )
+    return "\n".join([*rows, footer])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from dlscratch.cli.options import DATASETS, add_dataset_options
@@ -53,6 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="PNG file to write (default <dataset>-<split>-<index>.png here)",
     )
+    show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     show.set_defaults(func=cmd_show)
 
     fetch = actions.add_parser(
@@ -133,10 +135,12 @@ def _check_show_args(args, n: int) -> None:
     if not 0 <= args.index < n:
         raise ValueError(f"--index {args.index} is out of range: {args.split} has {n} images")
     if args.index + args.count > n:
-        raise ValueError(
-            f"--index {args.index} with --count {args.count} runs past the end of the "
-            f"{n} {args.split} images"
+        print(
+            f"note: --index {args.index} with --count {args.count} runs past the end of the "
+            f"{n} {args.split} images; showing the last {n - args.index}",
+            file=sys.stderr,
         )
+        args.count = n - args.index
 
 
 def render_grid(images, labels, indices, class_names, out: Path, cols: int = 8) -> Path:
@@ -171,6 +175,8 @@ def cmd_show(args) -> int:
         raise ValueError(f"--out must name a .png file, got {out}")
     if not out.parent.resolve().is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
     train, test = load_mnist(
         normalize=False, flatten=False, dataset=dataset, data_dir=args.data_dir, download=False
     )
