@@ -94,7 +94,9 @@ def test_list_names_every_experiment(capsys):
     assert main(["experiment", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == list(ORDER)
-    assert len(listed) == 15
+    assert len(listed) >= 16
+    # The book's order: inference (section 3.6) right after the activation functions.
+    assert listed[:3] == ["activations", "inference", "numerical-diff"]
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,8 @@ def test_every_experiment_writes_figure_csv_and_manifest(quick):
             assert m["dataset"] is None
         # The printed summary shows our numbers beside the book's.
         assert f"== {name}:" in stdout
-    assert stdout.count(" book\n") >= len(_runnable())
+    assert stdout.count(" book ") >= len(_runnable())
+    assert stdout.count("Quick mode:") == len(_runnable())  # the banner on every quick run
 
 
 # -- chapters 3-4: the book's printed numbers -----------------------------------------------------
@@ -272,7 +275,8 @@ def test_batchnorm_wins_at_most_scales(quick):
 
 @needs_mnist
 @pytest.mark.parametrize(
-    "name, label", [("weight-decay", "weight decay λ=0.1"), ("dropout", "dropout 0.2")]
+    "name, label",
+    [("weight-decay", "weight decay λ=0.1"), ("dropout", "dropout 0.2, book's form")],
 )
 def test_regulariser_shrinks_the_train_test_gap(quick, name, label):
     s = _manifest(quick[0], name)["summary"]
@@ -282,7 +286,7 @@ def test_regulariser_shrinks_the_train_test_gap(quick, name, label):
     tail = next(k for k in plain if k.startswith("mean_gap_last"))
     assert reg[tail] < plain[tail]
     rows = _csv(quick[0] / name / f"{name}.csv")
-    assert {r["run"] for r in rows} == {"without", label}
+    assert label in {r["run"] for r in rows} and "without" in {r["run"] for r in rows}
 
 
 # -- chapter 6.5: hyperparameter search -----------------------------------------------------------
@@ -376,7 +380,7 @@ def test_inference_reproduces_0_9352(quick):
     assert s["accuracy_single"] == 0.9352
     assert s["accuracy_batched"] == 0.9352
     assert s["same_predictions"] is True
-    assert set(s["images_per_second"]) == {"1", "10", "100", "1000", "10000"}
+    assert {"1", "10", "100", "1000"} <= set(s["images_per_second"])  # all timed best of 3
 
 
 # -- the shared training loop ---------------------------------------------------------------------

@@ -69,7 +69,13 @@ def plot_history(history, path=None, title: str | None = None):
         if any(v is not None for v in history.val_acc):
             ax_acc.plot(epochs, history.val_acc, marker="s", linestyle="--", label="val acc")
         if history.best_epoch is not None:
-            ax_acc.axvline(history.best_epoch, color="tab:green", lw=0.8, ls=":", label="best")
+            ax_acc.axvline(
+                history.best_epoch,
+                color="tab:green",
+                lw=0.8,
+                ls=":",
+                label=f"kept: epoch {history.best_epoch}",
+            )
     ax_loss.set_xlabel("epochs")
     ax_loss.set_ylabel("loss")
     ax_loss.set_yscale("log")
@@ -83,19 +89,63 @@ def plot_history(history, path=None, title: str | None = None):
     ax_acc.set_xlabel("epochs")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_ylim(0, 1.0)
-    if ax_acc.get_lines():
-        ax_acc.legend(loc="lower right")
     ax_acc.grid(alpha=0.3)
     if epochs:
-        last = history.last()
-        parts = [f"train {last['train_acc']:.4f}"]
-        if last.get("val_acc") is not None:
-            parts.append(f"val {last['val_acc']:.4f}")
-        ax_acc.set_title("final accuracy: " + ", ".join(parts), fontsize=10)
+        _accuracy_zoom(ax_acc, epochs, history)
+    if ax_acc.get_lines():
+        # Lower left: curves that end high leave it empty, and the zoom sits to its right.
+        ax_acc.legend(loc="lower left", fontsize=8)
+    if epochs:
+        row = _kept_row(history)
+        parts = [f"train {row['train_acc']:.4f}"]
+        if row.get("val_acc") is not None:
+            parts.append(f"val {row['val_acc']:.4f}")
+        if history.best_epoch is not None and row is not history.last():
+            head = f"kept epoch {history.best_epoch} (early stopping): "
+        else:
+            head = "final accuracy: "
+        ax_acc.set_title(head + ", ".join(parts), fontsize=10)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def _kept_row(history) -> dict:
+    """The epoch whose weights the network keeps: the best one after early stopping."""
+    if history.best_epoch is not None:
+        for row in history.epochs:
+            if row.get("epoch") == history.best_epoch:
+                return row
+    return history.last()
+
+
+def _accuracy_zoom(ax, epochs, history, threshold: float = 0.9):
+    """An inset showing the top of the accuracy axis (e.g. 0.95-1.0) where the runs live.
+
+    Added only when every final accuracy is at least ``threshold``; it sits low in the
+    panel, where accuracy curves that end high leave the axes empty.
+    """
+    curves = [("train", history.train_acc, "o-")]
+    if any(v is not None for v in history.val_acc):
+        curves.append(("val", history.val_acc, "s--"))
+    finals = [c[1][-1] for c in curves if c[1] and c[1][-1] is not None]
+    if not finals or min(finals) < threshold or len(epochs) < 2:
+        return None
+    tail = [v for _, ys, _ in curves for v in ys[len(ys) // 2 :] if v is not None]
+    lo = max(min(0.95, np.floor(min(tail) * 100) / 100 - 0.01), threshold - 0.1)
+    inset = ax.inset_axes([0.38, 0.1, 0.58, 0.42])
+    for (_name, ys, style), color in zip(curves, ("tab:blue", "tab:orange")):
+        inset.plot(epochs, [np.nan if v is None else v for v in ys], style, ms=3, color=color)
+    if history.best_epoch is not None:
+        inset.axvline(history.best_epoch, color="tab:green", lw=0.8, ls=":")
+    inset.set_ylim(lo, 1.0)
+    inset.set_xlabel("epochs", fontsize=7)
+    inset.set_ylabel("accuracy", fontsize=7)
+    inset.tick_params(labelsize=7)
+    inset.set_title(f"zoom {lo:.2f}-1.0", fontsize=7)
+    inset.grid(alpha=0.3)
+    return inset
 
 
 def plot_confusion(cm, class_names=None, path=None, title: str | None = None):
@@ -159,7 +209,7 @@ def plot_misclassified(
     rows = -(-n // cols)
     side, gap, caption = 28, 4, 16  # pixels: tile, margin, room for two lines of text
     cell_w, cell_h = side + gap, side + gap + caption
-    mosaic = np.ones((rows * cell_h, cols * cell_w))  # white paper
+    mosaic = np.full((rows * cell_h, cols * cell_w), 0.35)  # grey frame around the digits
     fig, ax = plt.subplots(figsize=(1.2 * cols, 1.55 * rows + 0.5))
     for slot, i in enumerate(indices):
         r, c = divmod(slot, cols)
@@ -167,7 +217,7 @@ def plot_misclassified(
         if tile.max() > 1:
             tile = tile / 255.0
         y, x = r * cell_h + gap // 2, c * cell_w + gap // 2
-        mosaic[y : y + side, x : x + side] = 1.0 - tile  # dark ink on white, easy to read
+        mosaic[y : y + side, x : x + side] = tile  # white on black, as MNIST stores them
         pred = int(np.argmax(probs[i]))
         ax.text(
             x + side / 2,
@@ -176,7 +226,7 @@ def plot_misclassified(
             ha="center",
             va="top",
             fontsize=7,
-            color="tab:red",
+            color="white",
         )
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()

@@ -2,7 +2,7 @@
 
 >>> from dlscratch.experiments import EXPERIMENTS, run_experiment
 >>> list(EXPERIMENTS)[:3]
-['activations', 'numerical-diff', 'gradient-field']
+['activations', 'inference', 'numerical-diff']
 >>> manifest = run_experiment("optimizers-2d", "out", quick=True)  # doctest: +SKIP
 
 Each run writes ``OUT/NAME/``: the figure as PNG and SVG, the raw series as
@@ -43,11 +43,13 @@ from dlscratch.experiments.report import build_report
 #: The experiments in the order of the book (and of ``--list`` and the report).
 ORDER = (
     "activations",
+    "inference",
     "numerical-diff",
     "gradient-field",
     "gradient-descent",
     "two-layer-net",
     "gradient-check",
+    "two-layer-backprop",
     "optimizers-2d",
     "optimizers-mnist",
     "weight-init-histogram",
@@ -56,7 +58,6 @@ ORDER = (
     "weight-decay",
     "dropout",
     "hyperparameter-search",
-    "inference",
 )
 
 #: Name -> :class:`Experiment`, in book order.

@@ -7,8 +7,11 @@ draws randomness from ``ctx.rng(key)``, and reports through ``ctx``:
 * ``ctx.save_figure(fig, stem)`` writes ``stem.png`` and ``stem.svg``;
 * ``ctx.write_csv(stem, header, rows)`` writes the raw series;
 * ``ctx.summary[name] = number`` records the headline numbers;
-* ``ctx.compare(quantity, ours, book)`` puts our number beside the book's;
-* ``ctx.finding(sentence)`` states what this run showed.
+* ``ctx.reference(quantity, ours, book, tol=..., claim=..., holds=...)`` puts our number
+  beside the book's with a computed verdict: reproduced exactly, within a stated
+  tolerance, lesson only (the qualitative claim holds), or not reproduced;
+* ``ctx.claim(sentence, holds)`` states a claim and whether this run's numbers bear it
+  out; ``ctx.finding(sentence)`` states a plain measurement.
 
 :func:`run_experiment` creates ``OUT/NAME/``, runs the function, and writes
 ``result.json`` (config, seed, versions, dataset checksum, summary, wall time).
@@ -105,13 +108,105 @@ def _key(k) -> int:
     return zlib.crc32(str(k).encode("utf-8"))
 
 
+#: The verdicts a reference row can carry, strongest first.
+EXACT = "reproduced exactly"
+WITHIN = "within tolerance"
+LESSON = "lesson only"
+NOT_REPRODUCED = "not reproduced"
+VERDICTS = (EXACT, WITHIN, LESSON, NOT_REPRODUCED)
+
+#: What ``result.json`` and the report say about a quick-mode run.
+QUICK_BANNER = (
+    "Quick mode: tiny sizes chosen to finish in seconds, not the book's setup. These numbers "
+    "are not comparable to the book's; verdicts below judge this small run only. Run without "
+    "--quick for the book's sizes."
+)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(v):
+    """``v`` as a flat list of numbers, or None when it holds anything else."""
+    if _is_number(v):
+        return [v]
+    if isinstance(v, (list, tuple)) and v and all(_is_number(x) for x in v):
+        return list(v)
+    return None
+
+
+def printed_half_unit(book: float) -> float:
+    """Half a unit in the last significant digit of ``book`` as printed (shortest ``repr``).
+
+    0.9352 -> 5e-5; -2.58983747e13 -> 5e3; 0.0 and integers -> 0 (must be equal).
+    """
+    if isinstance(book, int) or float(book) == 0.0 or not math.isfinite(float(book)):
+        return 0.0
+    mantissa = repr(abs(float(book))).lower().partition("e")[0]
+    digits = mantissa.replace(".", "").lstrip("0").rstrip("0") or "0"
+    exponent = math.floor(math.log10(abs(float(book))))
+    return 0.5 * 10.0 ** (exponent - len(digits) + 1)
+
+
+def matches_printed(ours, book) -> bool:
+    """True when ``ours`` rounds to ``book`` at the precision the book prints it with.
+
+    Integers must be equal; a float matches when it differs from the printed value by
+    at most half a unit in its last printed digit (0.9352 matches 0.93518 ... 0.93525).
+    Lists match element by element.
+    """
+    a, b = _numbers(ours), _numbers(book)
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if not math.isfinite(float(x)):
+            return False
+        if abs(float(x) - float(y)) > printed_half_unit(y) * (1 + 1e-9):
+            return False
+    return True
+
+
+def judge(ours, book, *, tol=None, rtol=None, lesson=None) -> str:
+    """The verdict for one reference row (one of :data:`VERDICTS`).
+
+    * :data:`EXACT` when the book has a number and ours matches it as printed;
+    * :data:`WITHIN` when it lies within ``tol`` (absolute) or ``rtol`` (relative) of it;
+    * :data:`LESSON` when not, but the qualitative claim (``lesson``: a bool computed from
+      the run) holds;
+    * :data:`NOT_REPRODUCED` otherwise.
+    """
+    a, b = _numbers(ours), _numbers(book)
+    if a is not None and b is not None and len(a) == len(b):
+        if matches_printed(a, b):
+            return EXACT
+        diffs = [abs(float(x) - float(y)) for x, y in zip(a, b)]
+        if all(math.isfinite(d) for d in diffs):
+            if tol is not None and all(d <= tol for d in diffs):
+                return WITHIN
+            if rtol is not None and all(d <= rtol * abs(float(y)) for d, y in zip(diffs, b)):
+                return WITHIN
+    if lesson is not None and bool(lesson):
+        return LESSON
+    return NOT_REPRODUCED
+
+
 @dataclass
 class Reference:
-    """One row of the comparison table: our number beside the book's."""
+    """One row of the comparison table: our number, the book's, and the verdict.
+
+    ``book`` is a number the book prints (None when it prints none); ``expected`` is
+    our own expectation in words, labelled as ours; ``claim`` is the qualitative
+    statement judged (the book's lesson); ``verdict`` is computed by :func:`judge`.
+    """
 
     quantity: str
     ours: object
-    book: object
+    book: object = None
+    expected: str = ""
+    claim: str = ""
+    verdict: str | None = None
+    tolerance: str = ""
     note: str = ""
     digits: int | None = None  # significant digits to show (None: 4)
 
@@ -120,6 +215,10 @@ class Reference:
             "quantity": self.quantity,
             "ours": self.ours,
             "book": self.book,
+            "expected": self.expected,
+            "claim": self.claim,
+            "verdict": self.verdict,
+            "tolerance": self.tolerance,
             "note": self.note,
             "digits": self.digits,
         }
@@ -209,17 +308,66 @@ class Context:
         self.series.append(f"{stem}.csv")
         return path
 
-    def compare(self, quantity: str, ours, book, note: str = "", digits: int | None = None):
-        """Record our value of ``quantity`` beside the book's (a number or words).
+    def reference(
+        self,
+        quantity: str,
+        ours,
+        book=None,
+        *,
+        expected: str = "",
+        tol: float | None = None,
+        rtol: float | None = None,
+        claim: str = "",
+        holds: bool | None = None,
+        note: str = "",
+        digits: int | None = None,
+    ) -> str:
+        """Record our value of ``quantity`` beside the book's, with a computed verdict.
 
-        ``digits``: significant digits shown in tables (default 4), e.g. 16 to show
-        that a float matches the book's printout to the last digit.
+        book : the number (or list) the book prints, or None when it prints none.
+        expected : what *we* expect, in words (shown as ours, never as the book's).
+        tol, rtol : the stated tolerance (absolute, relative) for "within tolerance".
+        claim, holds : the qualitative lesson and whether this run's numbers bear it out
+            (computed by the caller); it decides between "lesson only" and "not reproduced".
+        Returns the verdict (one of :data:`VERDICTS`).
         """
-        self.references.append(Reference(quantity, _plain(ours), _plain(book), note, digits))
+        ours, book = _plain(ours), _plain(book)
+        holds = None if holds is None else bool(holds)
+        verdict = judge(ours, book, tol=tol, rtol=rtol, lesson=holds)
+        tolerance = ""
+        if tol is not None:
+            tolerance = f"±{tol:g}"
+        elif rtol is not None:
+            tolerance = f"±{rtol:.0%}"
+        if holds is None and verdict == NOT_REPRODUCED and book is None:
+            verdict = None  # neither a number nor a claim: nothing to judge
+        self.references.append(
+            Reference(quantity, ours, book, expected, claim, verdict, tolerance, note, digits)
+        )
+        return verdict
+
+    def compare(self, quantity: str, ours, book, note: str = "", digits: int | None = None):
+        """Older form of :meth:`reference`: ``book`` a number, or words taken as our expectation.
+
+        Words get no verdict ("not judged"); prefer :meth:`reference` with ``claim``/``holds``.
+        """
+        if isinstance(book, str):
+            return self.reference(quantity, ours, expected=book, note=note, digits=digits)
+        return self.reference(quantity, ours, book, note=note, digits=digits)
 
     def finding(self, sentence: str) -> None:
-        """Record a sentence saying what this run showed."""
-        self.findings.append(sentence)
+        """Record a sentence stating a measurement (no claim to judge)."""
+        self.findings.append({"text": sentence, "holds": None})
+
+    def claim(self, sentence: str, holds: bool, measured: str = "") -> bool:
+        """Record a claim and whether this run's numbers bear it out (computed by the caller).
+
+        ``measured``: the numbers it was judged on, appended in parentheses.
+        The report shows it as holding or not holding. Returns ``holds``.
+        """
+        text = f"{sentence} ({measured})" if measured else sentence
+        self.findings.append({"text": text, "holds": bool(holds)})
+        return bool(holds)
 
     def log(self, message: str) -> None:
         """A progress line (long full-size runs)."""
@@ -263,8 +411,10 @@ def run_experiment(
     """Run experiment ``name``, writing into ``out/name/``; returns the manifest dict.
 
     The manifest (also written as ``result.json``) holds: ``experiment``, ``title``,
-    ``quick``, ``seed``, ``config``, ``summary``, ``references`` (our numbers beside
-    the book's), ``findings``, ``figures``, ``series``, ``versions``, ``dataset``
+    ``quick``, ``banner`` (quick mode's warning, else None), ``seed``, ``config``,
+    ``summary``, ``references`` (our numbers beside the book's, each with its verdict),
+    ``verdicts`` (how many rows got each verdict), ``findings`` (``{"text", "holds"}``),
+    ``figures``, ``series``, ``versions``, ``dataset``
     (name and checksum, or None), ``started`` (UTC), ``wall_time_s`` and ``command``.
     ``echo`` (None for silence) receives the printed summary.
     """
@@ -289,7 +439,9 @@ def run_experiment(
         "seed": ctx.seed,
         "config": _plain(ctx.config),
         "summary": _plain(ctx.summary),
+        "banner": QUICK_BANNER if ctx.quick else None,
         "references": [r.to_dict() for r in ctx.references],
+        "verdicts": verdict_counts(ctx.references),
         "findings": list(ctx.findings),
         "figures": list(ctx.figures),
         "series": list(ctx.series),
@@ -303,6 +455,23 @@ def run_experiment(
     if echo is not None:
         echo(format_summary(manifest, out_dir))
     return manifest
+
+
+def verdict_counts(references) -> dict:
+    """``{verdict: number of rows}`` for every verdict in :data:`VERDICTS` (and "not judged")."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    counts["not judged"] = 0
+    for r in references:
+        counts[r.verdict or "not judged"] += 1
+    return counts
+
+
+def finding_text(finding) -> str:
+    """A finding as one line: the sentence with "[holds]" / "[does NOT hold]" when judged."""
+    if isinstance(finding, str):  # result.json written before findings were judged
+        return finding
+    mark = {True: "[holds] ", False: "[does NOT hold] ", None: ""}[finding.get("holds")]
+    return mark + finding["text"]
 
 
 def load_manifest(folder) -> dict:
@@ -342,23 +511,49 @@ def format_summary(manifest: dict, out_dir=None) -> str:
         f"== {manifest['experiment']}: {manifest['title']} "
         f"({mode}, seed {manifest['seed']}, {manifest['wall_time_s']:.1f} s)"
     ]
+    if manifest.get("banner"):
+        lines.append(f"  ! {manifest['banner']}")
     refs = manifest["references"]
     if refs:
         rows = [
-            (r["quantity"], fmt(r["ours"], r.get("digits")), fmt(r["book"], r.get("digits")))
+            (
+                r["quantity"],
+                fmt(r["ours"], r.get("digits")),
+                _book_cell(r),
+                verdict_label(r),
+            )
             for r in refs
         ]
         w0 = max(len("quantity"), *(len(r[0]) for r in rows))
         w1 = max(len("ours"), *(len(r[1]) for r in rows))
-        lines.append(f"  {'quantity':<{w0}}  {'ours':>{w1}}  book")
-        for q, ours, book in rows:
-            lines.append(f"  {q:<{w0}}  {ours:>{w1}}  {book}")
-    for sentence in manifest["findings"]:
-        lines.append(f"  * {sentence}")
+        w2 = max(len("book"), *(len(r[2]) for r in rows))
+        lines.append(f"  {'quantity':<{w0}}  {'ours':>{w1}}  {'book':<{w2}}  verdict")
+        for q, ours, book, verdict in rows:
+            lines.append(f"  {q:<{w0}}  {ours:>{w1}}  {book:<{w2}}  {verdict}")
+    for finding in manifest["findings"]:
+        lines.append(f"  * {finding_text(finding)}")
     if out_dir is not None:
         files = [*manifest["figures"], *manifest["series"], MANIFEST]
         lines.append(f"  wrote {out_dir}/: {', '.join(files)}")
     return "\n".join(lines)
+
+
+def verdict_label(r: dict) -> str:
+    """The verdict of a reference row in words, with its stated tolerance."""
+    verdict = r.get("verdict") or "not judged"
+    if r.get("tolerance"):
+        met = "" if verdict in (EXACT, WITHIN) else "outside "
+        return f"{verdict} ({met}{r['tolerance']})"
+    return verdict
+
+
+def _book_cell(r: dict) -> str:
+    """The book column: the book's number, or our expectation marked as ours, or a dash."""
+    if r.get("book") is not None:
+        return fmt(r["book"], r.get("digits"))
+    if r.get("expected"):
+        return f"(ours: {r['expected']})"
+    return "—"
 
 
 # -- plotting -------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def run_activations(ctx):
     ax.plot(x, curves["relu"], color="tab:green")
     ax.set_ylim(-1.0, 5.5)
     ax.set_title("ReLU")
+    axes[0].set_ylabel("h(x)")
     ax = axes[2]
     ax.plot(x, curves["tanh"], color="tab:red", label="tanh")
     ax.plot(x, curves["sigmoid"], color="tab:blue", alpha=0.5, label="sigmoid")
@@ -150,7 +151,7 @@ def run_numerical_diff(ctx):
     ax.text(1.3e-4, 1e-14, "h = 1e-4", color="0.4", fontsize=8)
     ax.set_xlabel("h")
     ax.set_ylabel("|error| of f'(10)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     ax.set_title("rounding vs truncation error")
     fig.tight_layout()
     ctx.save_figure(fig, "numerical-diff")
@@ -185,6 +186,11 @@ def run_gradient_field(ctx):
     max_angle = float(np.degrees(np.arccos(np.clip(cos, -1, 1))).max())
     exact_err = float(np.max(np.abs(grads - 2 * points)))
     ctx.summary.update(max_angle_to_minimum_deg=max_angle, max_error_vs_exact=exact_err)
+    ctx.claim(
+        "Every negative-gradient arrow points at the minimum (0, 0).",
+        max_angle < 1e-3,
+        f"largest angle {max_angle:.1e}°",
+    )
     ctx.finding(
         f"The largest angle between -∇f and the direction to (0, 0) is {max_angle:.1e}°; "
         f"the numerical gradient differs from 2x by at most {exact_err:.1e}."
@@ -232,6 +238,16 @@ def run_gradient_descent(ctx):
         ctx.compare(f"x after 100 steps, lr={lr:g}", paths[lr][-1], book[lr], digits=9)
     for lr in lrs:
         ctx.summary[f"distance_lr_{lr:g}"] = float(np.linalg.norm(paths[lr][-1]))
+    start = float(np.linalg.norm(init))
+    ctx.claim(
+        "lr 0.1 reaches the minimum, lr 10 blows up and lr 1e-10 barely moves.",
+        ctx.summary["distance_lr_0.1"] < 1e-6
+        and ctx.summary["distance_lr_10"] > 1e6
+        and abs(ctx.summary["distance_lr_1e-10"] - start) < 1e-6,
+        f"distances from (0, 0) after {steps} steps: "
+        f"{ctx.summary['distance_lr_0.1']:.1e}, {ctx.summary['distance_lr_10']:.1e}, "
+        f"{ctx.summary['distance_lr_1e-10']:.7g} (start {start:g})",
+    )
     ctx.finding(
         "Distance from the minimum after 100 steps: "
         + ", ".join(f"lr {lr:g}: {np.linalg.norm(paths[lr][-1]):.2g}" for lr in lrs)
@@ -262,6 +278,6 @@ def run_gradient_descent(ctx):
     ax.set_xlabel("step")
     ax.set_ylabel("distance from the minimum")
     ax.set_title("learning rate: too small, right, too large")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     ctx.save_figure(fig, "gradient-descent")

@@ -21,8 +21,9 @@ from dlscratch.optim import SGD
     needs_mnist=True,
     summary="with vs without batch norm across 16 weight scales (1000 samples, 5x100 ReLU, "
     "SGD 0.01, 20 epochs)",
-    shows="For almost every initial weight scale the network with batch norm reaches a higher "
-    "training accuracy, and it learns even where the plain network does not learn at all.",
+    shows="Training accuracy per epoch with and without batch norm for 16 initial weight scales "
+    "from 1 to 1e-4; the book's lesson: with batch norm the network learns faster at almost "
+    "every scale, even where the plain network does not learn at all.",
 )
 def run_batchnorm(ctx):
     (x_train, t_train), _ = ctx.mnist()
@@ -80,16 +81,33 @@ def run_batchnorm(ctx):
         mean_final_bn=float(np.mean(final_bn)),
         mean_final_plain=float(np.mean(final_plain)),
     )
-    ctx.compare("scales where batch norm ends higher", f"{better} of {len(scales)}", "almost all")
-    ctx.compare("mean final train accuracy, with BN", float(np.mean(final_bn)), "high")
-    ctx.compare(
-        "mean final train accuracy, without BN",
-        float(np.mean(final_plain)),
-        "lower; ≈ 0.1 at small scales",
+    small = [p for w, p in zip(scales, final_plain) if w <= 1e-3]
+    almost_all = better >= 0.75 * len(scales)
+    ctx.reference(
+        "scales where batch norm ends higher",
+        f"{better} of {len(scales)}",
+        expected="almost all (≥ 3/4)",
+        claim="batch norm learns faster at almost every scale",
+        holds=almost_all,
     )
-    ctx.finding(
-        f"Batch norm ends with the higher training accuracy at {better} of "
-        f"{len(scales)} weight scales."
+    ctx.reference(
+        "mean final train accuracy, with BN minus without",
+        float(np.mean(final_bn)) - float(np.mean(final_plain)),
+        expected="clearly positive (≥ 0.2)",
+        claim="batch norm learns faster",
+        holds=float(np.mean(final_bn)) - float(np.mean(final_plain)) >= 0.2,
+    )
+    ctx.reference(
+        "without BN: best final train accuracy at scales ≤ 1e-3",
+        max(small) if small else float("nan"),
+        expected="≈ 0.1 … 0.2: does not learn",
+        claim="without batch norm, tiny scales do not learn",
+        holds=bool(small) and max(small) < 0.3,
+    )
+    ctx.claim(
+        "Batch norm ends with the higher training accuracy at almost every weight scale.",
+        almost_all,
+        f"{better} of {len(scales)}",
     )
     ctx.write_csv("accuracy", ["weight_scale", "batchnorm", "epoch", "train_acc"], rows)
 
@@ -101,15 +119,17 @@ def run_batchnorm(ctx):
         e = np.arange(len(curves[k, True]))
         ax.plot(e, curves[k, True], label="Batch Normalization", markevery=2)
         ax.plot(e, curves[k, False], "--", label="Normal (without BatchNorm)", markevery=2)
-        ax.set_title(f"W: {w:.3g}", fontsize=9)
+        ax.set_title(
+            f"W: {w:.3g} (BN {curves[k, True][-1]:.2f}, plain {curves[k, False][-1]:.2f})",
+            fontsize=8,
+        )
         ax.set_ylim(0, 1.0)
-        if k % ncols == 0:
-            ax.set_ylabel("accuracy")
-        if k >= len(scales) - ncols:
-            ax.set_xlabel("epochs")
+        ax.set_ylabel("train accuracy")
+        ax.set_xlabel("epochs")
     for ax in axes.ravel()[len(scales) :]:
         ax.axis("off")
-    axes.ravel()[len(scales) - 1].legend(loc="lower right", fontsize=7)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)  # outside the panels
     fig.suptitle("training accuracy, with (solid) and without (dashed) batch normalization")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     ctx.save_figure(fig, "batchnorm")

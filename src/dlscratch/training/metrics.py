@@ -133,7 +133,8 @@ class ClassReport:
         }
 
     def format(self, class_names=None) -> str:
-        """A text table: one row per class, then the macro averages and the accuracy."""
+        """A text table: one row per class, then the macro averages (the accuracy is
+        :attr:`accuracy`; ``dlscratch evaluate`` prints it once, above the table)."""
         names = [str(n) for n in (class_names or range(len(self.support)))]
         width = max(5, *(len(n) for n in names))
         lines = [f"{'class':<{width}}  precision  recall     f1  support"]
@@ -146,7 +147,6 @@ class ClassReport:
             f"{'macro':<{width}}  {self.precision.mean():9.4f}  {self.recall.mean():6.4f}  "
             f"{self.f1.mean():.4f}  {self.support.sum():7d}"
         )
-        lines.append(f"accuracy {self.accuracy:.4f}")
         return "\n".join(lines)
 
 
