@@ -28,7 +28,7 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     assert report.f1[2] == pytest.approx(0.8)
     assert report.support.tolist() == [2, 1, 3]
     text = report.format(["a", "b", "c"])
-    assert "precision" in text.splitlines()[0] and "accuracy" not in text  # printed once, by the caller
+    assert "precision" in text.splitlines()[0] and "accuracy" not in text  # the caller prints it
     assert report.to_dict(["a", "b", "c"])["classes"]["c"]["recall"] == pytest.approx(2 / 3)
     table = format_confusion(cm).splitlines()
     assert table[2].split() == ["0", "1", "1", "0"]
