@@ -10,24 +10,13 @@ CSV and ``result.json`` (config, seed, versions, dataset checksum, summary
 numbers with the book's beside them, wall time). :func:`build_report` turns a
 folder of runs into one offline ``index.html``.
 
-To add an experiment: write ``run(ctx)`` in a module here, decorate it with
-:func:`dlscratch.experiments.base.experiment`, import the module below and put
-its name in ``ORDER``.
+To add an experiment: write ``run(ctx)`` in a module here and decorate it with
+:func:`dlscratch.experiments.base.experiment` (with its book ``section``): the
+module is found and the experiment takes its place in the book's order by itself.
 """
 
 from __future__ import annotations
 
-from dlscratch.experiments import (  # noqa: F401  (importing registers the experiments)
-    basics,
-    batchnorm,
-    gradcheck,
-    hyperparameter,
-    inference,
-    optimizers,
-    regularization,
-    twolayer,
-    weight_init,
-)
 from dlscratch.experiments.base import (
     DEFAULT_OUT,
     REGISTRY,
@@ -39,31 +28,23 @@ from dlscratch.experiments.base import (
     train_iterations,
 )
 from dlscratch.experiments.report import build_report
+from dlscratch.registry import load_modules
+
+load_modules(__name__)  # every module here registers its experiments with @experiment
+
+
+def _book_order(name: str) -> tuple:
+    """Sort key: the book section ("6.4.2" -> (6, 4, 2)), then the order of registration."""
+    section = REGISTRY[name].section
+    numbers = tuple(int(part) for part in section.split(".") if part.isdigit())
+    return (numbers or (99,), list(REGISTRY).index(name))
+
 
 #: The experiments in the order of the book (and of ``--list`` and the report).
-ORDER = (
-    "activations",
-    "inference",
-    "numerical-diff",
-    "gradient-field",
-    "gradient-descent",
-    "two-layer-net",
-    "gradient-check",
-    "two-layer-backprop",
-    "optimizers-2d",
-    "optimizers-mnist",
-    "weight-init-histogram",
-    "weight-init-mnist",
-    "batchnorm",
-    "weight-decay",
-    "dropout",
-    "hyperparameter-search",
-)
+ORDER = tuple(sorted(REGISTRY, key=_book_order))
 
 #: Name -> :class:`Experiment`, in book order.
 EXPERIMENTS = {name: REGISTRY[name] for name in ORDER}
-if set(EXPERIMENTS) != set(REGISTRY):  # pragma: no cover - a new module not put in ORDER
-    raise RuntimeError(f"experiments missing from ORDER: {sorted(set(REGISTRY) - set(ORDER))}")
 
 __all__ = [
     "DEFAULT_OUT",
