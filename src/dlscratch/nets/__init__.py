@@ -4,40 +4,9 @@
 :mod:`dlscratch.nets.mlp` the fully connected networks.
 """
 
-from dlscratch.nets.base import FlatDict, Network, ParameterDict
+from dlscratch.nets.base import ARCHITECTURES, FlatDict, Network, ParameterDict
 from dlscratch.nets.cnn import DeepConvNet, SimpleConvNet
 from dlscratch.nets.mlp import MultiLayerNet, SimpleNet, TwoLayerNet
-from dlscratch.registry import Registry
-
-#: Networks a run configuration can name (``dlscratch train --net NAME``): each entry is a
-#: function ``(config, rng=, input_shape=, n_classes=) -> Network``.
-ARCHITECTURES = Registry("network")
-
-
-@ARCHITECTURES.register("mlp")
-def mlp(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> MultiLayerNet:
-    """The fully connected network of chapters 5-6 (``hidden``, ``activation``, ...)."""
-    import math
-
-    dropout = cfg.dropout_ratio
-    return MultiLayerNet(
-        math.prod(input_shape),
-        list(cfg.hidden_sizes),
-        n_classes,
-        activation=cfg.activation,
-        activation_options=cfg.activation_options,
-        weight_init_std=cfg.init,
-        weight_decay_lambda=cfg.weight_decay,
-        use_batchnorm=cfg.batchnorm,
-        use_dropout=dropout > 0,
-        dropout_ratio=dropout if dropout > 0 else 0.5,
-        dtype=cfg.dtype,
-        rng=rng,
-        device=cfg.device,
-    )
-
-
-mlp.defaults = {"hidden": (100, 100), "dropout": 0.0}
 
 
 def _image_shape(input_shape) -> tuple:

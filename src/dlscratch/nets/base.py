@@ -37,6 +37,15 @@ from dlscratch.layers import (
     Dropout,
     SoftmaxWithLoss,
 )
+from dlscratch.registry import Registry
+
+#: Networks a run configuration can name (``dlscratch train --net NAME``). Each entry is a
+#: function ``(config, *, rng, input_shape, n_classes) -> Network`` with attributes
+#: ``defaults`` (``hidden`` and ``dropout`` when the config leaves them None), and
+#: optionally ``fixed`` (settings built into the network, which a config may not change)
+#: and ``hidden_layers`` (how many sizes ``hidden`` must give). A module added to
+#: ``dlscratch.nets`` registers its network with ``@ARCHITECTURES.register(name)``.
+ARCHITECTURES = Registry("network", package="dlscratch.nets")
 
 #: Parameter-name prefixes that weight decay applies to (weights, not biases or BN).
 _DECAYED_PREFIX = "W"

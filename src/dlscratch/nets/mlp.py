@@ -12,7 +12,7 @@ from dlscratch.backend import to_device
 from dlscratch.functions import softmax_cross_entropy
 from dlscratch.init import init_std
 from dlscratch.layers import ACTIVATIONS, Affine, BatchNormalization, Dropout, SoftmaxWithLoss
-from dlscratch.nets.base import Network
+from dlscratch.nets.base import ARCHITECTURES, Network
 
 
 class MultiLayerNet(Network):
@@ -255,3 +255,29 @@ class SimpleNet:
 
     def __repr__(self) -> str:
         return "SimpleNet(W: (2, 3))"
+
+
+@ARCHITECTURES.register("mlp")
+def mlp(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> MultiLayerNet:
+    """The fully connected network of chapters 5-6 (``hidden``, ``activation``, ...)."""
+    import math
+
+    dropout = cfg.dropout_ratio
+    return MultiLayerNet(
+        math.prod(input_shape),
+        list(cfg.hidden_sizes),
+        n_classes,
+        activation=cfg.activation,
+        activation_options=cfg.activation_options,
+        weight_init_std=cfg.init,
+        weight_decay_lambda=cfg.weight_decay,
+        use_batchnorm=cfg.batchnorm,
+        use_dropout=dropout > 0,
+        dropout_ratio=dropout if dropout > 0 else 0.5,
+        dtype=cfg.dtype,
+        rng=rng,
+        device=cfg.device,
+    )
+
+
+mlp.defaults = {"hidden": (100, 100), "dropout": 0.0}
