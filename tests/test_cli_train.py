@@ -370,3 +370,19 @@ def test_ctrl_c_while_writing_results_says_how_to_finish(capsys, tmp_path, monke
     out = capsys.readouterr().out
     assert "has already finished" in out and (run / "metrics.json").is_file()
     assert "checkpoint.npz (what --resume continues from)" in out
+
+
+def test_progress_as_json_lines_for_programs(capsys, tmp_path):
+    argv = ["train", "--limit", "2000", "--epochs", "2", "--progress", "jsonl", "--out",
+            str(tmp_path / "r")]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+              if line.startswith("{")]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["epochs"] == 2 for e in epochs)
+    rows = (tmp_path / "r" / "history.csv").read_text().splitlines()
+    column = EPOCH_COLUMNS.index("val_acc")
+    assert [float(r.split(",")[column]) for r in rows[1:]] == [e["val_acc"] for e in epochs]
+    for e in events:
+        if e["event"] == "progress":
+            assert 1 <= e["step"] <= e["steps"] and e["loss"] > 0

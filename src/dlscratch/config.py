@@ -30,6 +30,7 @@ import difflib
 import math
 import numbers
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ import numpy as np
 from dlscratch.checks import fail
 from dlscratch.registry import Option
 
+#: Where run folders go without --out (and where ``dlscratch runs`` and ``serve`` look).
+RUNS_DIR = Path("runs")
 #: Largest hidden layer and number of epochs a configuration accepts (bounded work and memory).
 MAX_LAYER = 100_000
 MAX_EPOCHS = 100_000

@@ -14,6 +14,7 @@ import math
 import os
 from pathlib import Path
 
+from dlscratch.config import RUNS_DIR
 from dlscratch.data.mnist import DATASETS
 
 
@@ -123,7 +124,7 @@ def choose_output_folder(
         import datetime
 
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{stamp}-{default_name}"
+        out = RUNS_DIR / f"{stamp}-{default_name}"
         base, n = out, 2
         while out.exists():
             out, n = base.with_name(f"{base.name}-{n}"), n + 1

@@ -20,8 +20,10 @@ import json
 import math
 from pathlib import Path
 
+from dlscratch.config import RUNS_DIR
+
 #: The folder ``dlscratch train`` writes into without ``--out``.
-DEFAULT_DIR = Path("runs")
+DEFAULT_DIR = RUNS_DIR
 
 #: Table columns: name -> (heading, sorted best-first (descending) by default).
 COLUMNS = {

@@ -86,7 +86,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="continue the interrupted (or finished) run in DIR from its "
         "checkpoint; only --epochs may change",
     )
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument(
+        "--progress",
+        choices=("auto", "bar", "none", "jsonl"),
+        default="auto",
+        help="auto: a progress bar on a terminal (default); bar: always; none: never; jsonl: "
+        "JSON lines on standard output for programs that follow the run (progress and epochs)",
+    )
+    out.add_argument("--no-progress", action="store_true", help="same as --progress none")
 
     parser.set_defaults(func=run, _parser=parser)
     return parser
@@ -200,7 +207,12 @@ def run(args) -> int:
             file=sys.stderr,
         )
     callbacks = _callbacks(config, out)
-    progress = False if args.no_progress else None
+    mode = "none" if args.no_progress else args.progress
+    progress = {"auto": None, "bar": True, "none": False, "jsonl": False}[mode]
+    if mode == "jsonl":
+        from dlscratch.training.progress import JsonProgress
+
+        callbacks.append(JsonProgress())
     if checkpoint is None:
         trainer = build_trainer(
             config, data, callbacks=callbacks, verbose=True, progress=progress

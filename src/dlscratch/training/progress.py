@@ -121,3 +121,57 @@ class ProgressBar(Callback):
                 self._pending = 0
             self.bar.close()
             self.bar = None
+
+
+class JsonProgress(Callback):
+    """Progress as JSON lines, for programs that follow a run (the web app's training page).
+
+    Writes one object per line to ``file`` (default standard output):
+    ``{"event": "progress", "epoch", "epochs", "step", "steps", "loss", "acc"}`` at most
+    every ``mininterval`` seconds while an epoch runs (``step``/``steps`` count within the
+    epoch; ``loss``/``acc`` are the epoch's running means, as the progress bar shows), and
+    ``{"event": "epoch", ...}`` with the epoch's History row when it ends.
+    """
+
+    order = -10
+    wants_step_end = True
+
+    def __init__(self, mininterval: float = 0.2, file=None) -> None:
+        self.mininterval = float(mininterval)
+        self.file = file
+
+    def _write(self, obj: dict) -> None:
+        import json
+
+        stream = self.file if self.file is not None else sys.stdout
+        stream.write(json.dumps(obj, allow_nan=False, default=float) + "\n")
+        stream.flush()
+
+    def on_epoch_begin(self, trainer, epoch) -> None:
+        self._epoch = epoch
+        self._loss_sum = 0.0
+        self._correct = self._seen = self._steps = 0
+        self._last = time.perf_counter()
+
+    def on_step_end(self, trainer, step, loss) -> None:
+        self._loss_sum += loss
+        self._steps += 1
+        correct, seen = trainer.last_batch_correct()
+        self._correct += correct
+        self._seen += seen
+        now = time.perf_counter()
+        if now - self._last < self.mininterval:
+            return
+        self._last = now
+        self._write({
+            "event": "progress",
+            "epoch": self._epoch,
+            "epochs": trainer.epochs,
+            "step": trainer.step_in_epoch,
+            "steps": trainer.steps_per_epoch,
+            "loss": self._loss_sum / self._steps,
+            "acc": self._correct / self._seen if self._seen else None,
+        })
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        self._write({"event": "epoch", "epochs": trainer.epochs, **logs})
