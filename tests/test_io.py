@@ -13,7 +13,7 @@ from dlscratch import MultiLayerNet, TwoLayerNet
 from dlscratch.io import (
     BOOK_SHAPES,
     METADATA_KEY,
-    Checkpoint,
+    LoadedModel,
     UnsafePickleError,
     convert_book_weights,
     load_book_weights,
@@ -93,7 +93,7 @@ def test_round_trip_batchnorm_dropout_with_optimizer(tmp_path, rng):
 
     path = save_model(tmp_path / "ckpt.npz", net, optimizer=opt, metadata={"epoch": 3})
     ckpt = load_checkpoint(path)
-    assert isinstance(ckpt, Checkpoint)
+    assert isinstance(ckpt, LoadedModel)
     loaded, lopt = ckpt.network, ckpt.optimizer
 
     assert type(loaded) is MultiLayerNet
