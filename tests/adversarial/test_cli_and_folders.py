@@ -56,7 +56,7 @@ def test_every_failure_ends_as_one_line_and_the_right_status(monkeypatch, capsys
 
 def test_a_bug_says_so_and_debug_shows_the_traceback(monkeypatch, capsys):
     got, err = _run_with(monkeypatch, capsys, KeyError("x"))
-    assert "internal error: KeyError" in err and "report it at" in err
+    assert "internal error: KeyError" in err and "report it to the project" in err
     monkeypatch.setenv("DLSCRATCH_DEBUG", "1")
     monkeypatch.setattr(verify_cli, "run", lambda args: {}["x"])
     with pytest.raises(KeyError):

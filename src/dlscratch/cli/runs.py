@@ -98,6 +98,13 @@ def _number(value):
 
 def network_text(config: dict) -> str:
     """``mlp 100-100 relu bn do0.2 wd1e-04`` from a run's configuration."""
+    from dlscratch.config import RunConfig
+
+    try:  # a current configuration: the network's own defaults fill what it leaves unset
+        cfg = RunConfig.from_dict(config)
+        config = {**config, "hidden": list(cfg.hidden_sizes), "dropout": cfg.dropout_ratio}
+    except (ValueError, TypeError):  # an older or damaged one: show what it says
+        pass
     hidden = config.get("hidden") or []
     hidden = "-".join(str(h) for h in hidden) if isinstance(hidden, list) else str(hidden)
     parts = [str(config.get("net") or "mlp"), hidden or "?", str(config.get("activation", "?"))]
