@@ -406,12 +406,15 @@ def _is_extra(key: str) -> bool:
 def load_network(path, *, device: str = "cpu"):
     """Load weights from any file dlscratch understands.
 
-    ``.pkl`` / ``.pickle``: the book's weights through :func:`load_book_weights`;
+    ``.pkl`` / ``.pickle``: one of the book's weight files (``sample_weight.pkl`` or
+    the two CNN files), recognised by its arrays (:mod:`dlscratch.book_weights`);
     anything else (an ``.npz`` or a run directory): :func:`load_model`.
     """
     p = Path(path)
     if p.suffix.lower() in (".pkl", ".pickle"):
-        return load_book_weights(p)
+        from dlscratch.book_weights import load_book_network
+
+        return load_book_network(p, device=device)
     return load_model(p, device=device)
 
 
