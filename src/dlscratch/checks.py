@@ -99,3 +99,26 @@ def check_pair(x, t, what: str = "data", *, features: bool = False):
     if features and x.dtype.kind == "f" and not bool(get_array_module(x).isfinite(x).all()):
         fail(f"{what} inputs contain NaN or infinity; clean or re-normalise the data")
     return x, t
+
+
+def assign_in_place(target, value, what: str) -> None:
+    """Copy ``value`` into the array ``target`` (a live parameter), checked first.
+
+    The shape must match, the values must be real numbers, and after the cast to
+    ``target``'s dtype they must be finite (1e300 is infinity in float32). Nothing
+    is written when a check fails. ``what`` names the target in the messages.
+    """
+    xp = get_array_module(target)
+    array = xp.asarray(value)
+    if array.shape != target.shape:
+        fail(f"{what} has shape {target.shape}; the new value has shape {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what} takes real numbers; the new value has dtype {array.dtype}")
+    with np.errstate(over="ignore"):  # an overflow in the cast is reported just below
+        cast = array.astype(target.dtype, copy=False)
+    if cast.size and not bool(xp.isfinite(cast).all()):
+        fail(
+            f"{what}: the new value holds NaN or infinity (after the cast to {target.dtype}); "
+            "load finite weights"
+        )
+    target[...] = cast

@@ -55,10 +55,11 @@ def _has_option(parser, flag: str) -> bool:
 
 def add_threads_option(parser) -> None:
     from dlscratch.backend import THREADS_ENV
+    from dlscratch.cli.options import positive_int
 
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"BLAS threads (default: ${THREADS_ENV}, else 1: on two cores one thread is "

@@ -75,12 +75,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace images already in --save-input DIR"
     )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="BLAS threads (default: as the BLAS chooses)",
-    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
     return parser
@@ -145,14 +139,11 @@ def save_input(image28: np.ndarray, path: Path, overwrite: bool) -> None:
 
 
 def run(args) -> int:
-    from dlscratch.backend import set_num_threads
     from dlscratch.cli.evaluate import load_classifier, model_dataset
     from dlscratch.data import CLASS_NAMES
     from dlscratch.functions import softmax
     from dlscratch.imaging import open_image, prepare_digit
 
-    if args.threads is not None and set_num_threads(args.threads) is None:
-        raise ValueError("--threads needs the threadpoolctl package; set OPENBLAS_NUM_THREADS")
     if args.save_input is not None and args.save_input.exists() and not args.save_input.is_dir():
         raise ValueError(f"--save-input {display_name(args.save_input)} is a file, not a folder")
     net, user = load_classifier(args.model)

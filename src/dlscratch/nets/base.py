@@ -31,6 +31,7 @@ from dlscratch.backend import (
     resolve_dtype,
     to_numpy,
 )
+from dlscratch.checks import assign_in_place
 from dlscratch.fast import all_finite
 from dlscratch.functions import softmax
 from dlscratch.layers import (
@@ -113,25 +114,7 @@ class ParameterDict(FlatDict):
             raise KeyError(
                 f"this network has no parameter {name!r}; its parameters are {', '.join(self)}"
             )
-        target = self[name]
-        xp = get_array_module(target)
-        array = xp.asarray(value)
-        if array.shape != target.shape:
-            raise ValueError(
-                f"parameter {name!r} has shape {target.shape}; the new value has shape "
-                f"{array.shape}"
-            )
-        if array.dtype.kind not in "biuf":
-            raise TypeError(
-                f"parameter {name!r} takes real numbers; the new value has dtype {array.dtype}"
-            )
-        cast = array.astype(target.dtype, copy=False)
-        if cast.size and not bool(xp.isfinite(cast).all()):
-            raise ValueError(
-                f"parameter {name!r}: the new value holds NaN or infinity (after the cast to "
-                f"{target.dtype}); load finite weights"
-            )
-        target[...] = cast
+        assign_in_place(self[name], value, f"parameter {name!r}")
 
     def __delitem__(self, name):
         raise TypeError(f"parameters cannot be removed from a network (tried {name!r})")

@@ -7,6 +7,7 @@ loaders return it, (N, 784)), and name their parameters as the book does:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -15,7 +16,7 @@ from dlscratch.backend import to_device
 from dlscratch.init import init_std
 from dlscratch.layers import Affine, Convolution, Dropout, Pooling, Relu
 from dlscratch.layers.conv import conv_output_size
-from dlscratch.nets.base import Network
+from dlscratch.nets.base import ARCHITECTURES, Network
 
 #: The six 3x3 convolutions of the book's DeepConvNet (chapter 8); the fourth pads by 2.
 DEEP_CONV_PARAMS = (
@@ -86,11 +87,17 @@ class ConvNetBase(Network):
             )
         return x.reshape(x.shape[0], *self.input_dim)
 
+    def _shape_input(self, x):
+        """Flat rows (N, C*H*W) as images (N, C, H, W): what the Trainer's fast path feeds."""
+        if x.ndim == 2:
+            return x.reshape(x.shape[0], *self.input_dim)
+        return x
+
     def _arr(self, a):
         return to_device(np.asarray(a, dtype=self.dtype), self.device)
 
     def describe(self) -> str:
-        """One line: the layers in order, e.g. 'Conv 30x5x5 - Relu - Pool 2x2 - Affine 4320->100'."""
+        """The layers in order, e.g. "Conv 30x5x5 - Relu - Pool 2x2 - Affine 4320->100 - ..."."""
         parts = []
         for layer in self.layers.values():
             if isinstance(layer, Convolution):
@@ -320,3 +327,57 @@ class DeepConvNet(ConvNetBase):
             "dtype": self.dtype.name,
         }
 
+
+# -- the registered networks: `dlscratch train --net simple-cnn|deep-cnn` --------------------
+
+
+def _image_shape(input_shape) -> tuple:
+    """(C, H, W) of one sample: a flat 784 is one 28x28 MNIST channel."""
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        return shape
+    size = math.prod(shape)
+    side = math.isqrt(size)
+    if side * side != size:
+        raise ValueError(
+            f"a convolutional network needs images (C, H, W) or a flat square image; "
+            f"got samples of shape {shape}"
+        )
+    return (1, side, side)
+
+
+def _from_config(cls, cfg, rng, input_shape, n_classes, **extra):
+    return cls(
+        input_dim=_image_shape(input_shape),
+        hidden_size=cfg.hidden_sizes[0],
+        output_size=n_classes,
+        weight_init_std=cfg.init,
+        weight_decay_lambda=cfg.weight_decay,
+        dtype=cfg.dtype,
+        rng=rng,
+        device=cfg.device,
+        **extra,
+    )
+
+
+@ARCHITECTURES.register("simple-cnn")
+def simple_cnn(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> SimpleConvNet:
+    """Chapter 7's SimpleConvNet: conv 30x5x5 - ReLU - pool 2x2 - affine - ReLU - affine."""
+    return _from_config(SimpleConvNet, cfg, rng, input_shape, n_classes)
+
+
+simple_cnn.defaults = {"hidden": (100,), "dropout": 0.0}
+simple_cnn.fixed = {"activation": "relu", "batchnorm": False, "dropout": 0.0}
+simple_cnn.hidden_layers = 1
+
+
+@ARCHITECTURES.register("deep-cnn")
+def deep_cnn(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> DeepConvNet:
+    """Chapter 8's DeepConvNet: six 3x3 convolutions, three pools, affine 50, dropout 0.5."""
+    return _from_config(DeepConvNet, cfg, rng, input_shape, n_classes,
+                        dropout_ratio=cfg.dropout_ratio)
+
+
+deep_cnn.defaults = {"hidden": (50,), "dropout": 0.5}
+deep_cnn.fixed = {"activation": "relu", "batchnorm": False}
+deep_cnn.hidden_layers = 1

@@ -272,18 +272,14 @@ class Momentum(Optimizer):
 
 
 @OPTIMIZERS.register("nesterov")
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient, written (as in the book) without a look-ahead pass::
 
         v <- momentum * v - lr * g
         W <- W + momentum^2 * v - (1 + momentum) * lr * g
+
+    The same velocity and options as :class:`Momentum`; only the step differs.
     """
-
-    slots = ("v",)
-    options = (MOMENTUM,)
-
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(lr, momentum=momentum)
 
     def _step(self, param, grad, state):
         xp = get_array_module(param)
