@@ -6,9 +6,11 @@
     dlscratch infer --weights sample_weight.pkl --batch-size 1  # the book's one-image loop
     dlscratch infer --weights runs/exp1 --compare               # both, side by side
 
-``--weights`` takes the book's ``sample_weight.pkl`` (read safely, see
-:func:`dlscratch.io.load_book_weights`), one of our ``.npz`` model files, or a
-run directory holding ``model.npz``.
+``--weights`` takes one of the book's pickles (read safely, without running
+code): ``sample_weight.pkl`` (chapter 3), the chapter 7 SimpleConvNet
+``params.pkl`` or the chapter 8 ``deep_convnet_params.pkl``, recognised by
+their arrays' names and shapes (:func:`dlscratch.book_weights.load_book_network`);
+or one of our ``.npz`` model files, or a run directory holding ``model.npz``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--weights",
         type=Path,
         default=None,
-        help="the book's .pkl, a dlscratch .npz model file, or a run directory with model.npz "
+        help="one of the book's .pkl files (sample_weight.pkl, the CNNs' params), a dlscratch "
+        ".npz model file, or a run directory with model.npz "
         "(default: the book's sample_weight.pkl from $DLSCRATCH_WEIGHTS, beside "
         "$DLSCRATCH_DATA)",
     )
@@ -141,6 +144,11 @@ def format_table(results) -> str:
 
 
 def _describe(net) -> str:
+    if hasattr(net, "describe"):  # the convolutional networks
+        extras = [np.dtype(net.dtype).name]
+        if getattr(net, "dropout_scale", None) == "book":
+            extras.append("book dropout: x (1 - ratio) at test time")
+        return f"{type(net).__name__}: {net.describe()} ({', '.join(extras)})"
     sizes = [net.input_size, *getattr(net, "hidden_size_list", []), net.output_size]
     extras = [getattr(net, "activation", "?"), np.dtype(net.dtype).name]
     if getattr(net, "use_batchnorm", False):
@@ -151,12 +159,16 @@ def _describe(net) -> str:
 
 
 def run(args) -> int:
+    from dlscratch.book_weights import load_book_network
     from dlscratch.data import load_mnist
-    from dlscratch.io import find_book_weights, load_network
+    from dlscratch.io import find_book_weights, load_model
 
     if args.weights is None:
         args.weights = find_book_weights()
-    net = load_network(args.weights)
+    if args.weights.suffix.lower() in (".pkl", ".pickle"):
+        net = load_book_network(args.weights)
+    else:
+        net = load_model(args.weights)
     _, (x_test, t_test) = load_mnist(
         normalize=True, flatten=True, dataset=args.dataset, data_dir=args.data_dir
     )

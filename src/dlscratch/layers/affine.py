@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlscratch.backend import get_array_module
+from dlscratch.layers.aliases import grad_alias, param_alias
 from dlscratch.layers.base import Layer, sum_over_batch
 
 
@@ -20,7 +21,14 @@ class Affine(Layer):
     Inside a network the gradients are written into the network's flat
     gradient buffer (``grad_out``), and the first layer skips ``dx``, which
     nobody needs (``input_grad = False``; see :class:`~dlscratch.layers.Layer`).
+
+    Book aliases: ``.W``, ``.b`` (assignment copies in place), ``.dW``, ``.db``.
     """
+
+    W = param_alias("W")
+    b = param_alias("b")
+    dW = grad_alias("W")
+    db = grad_alias("b")
 
     def __init__(self, W, b) -> None:
         super().__init__()

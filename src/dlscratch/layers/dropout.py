@@ -1,4 +1,4 @@
-"""Dropout (Srivastava et al., 2014; section 6.4.3 of the notes), inverted form."""
+"""Dropout (Srivastava et al., 2014; section 6.4.3 of the notes): inverted or the book's form."""
 
 from __future__ import annotations
 
@@ -14,10 +14,20 @@ _BITS = 16
 class Dropout(Layer):
     """Zero each activation with probability ``ratio`` during training.
 
-    *Inverted* dropout: kept activations are scaled by ``1 / (1 - ratio)`` at
-    training time, so inference is the identity and needs no rescaling (the
-    book instead multiplies by ``1 - ratio`` at test time; the expected
-    outputs are the same).
+    Two forms, chosen by ``scale``:
+
+    * ``"inverted"`` (default): kept activations are scaled by ``1 / (1 - ratio)``
+      at training time (``x * mask / (1 - ratio)``), so inference is the identity.
+    * ``"book"``: the book's form: training multiplies by the 0/1 mask only
+      (``x * mask``), and inference multiplies by ``1 - ratio`` instead.
+
+    At test time both give outputs whose scale matches training's expected
+    value, but they are *not* equivalent networks: the activations, and so
+    the gradients, seen in training differ by the factor ``1 / (1 - ratio)``
+    (with plain SGD the two train differently, as if with different learning
+    rates for the layers after the dropout), and weights trained in one form
+    give different test outputs in the other. Use ``"book"`` for the book's
+    trained weights (``deep_convnet_params.pkl``) to reproduce its accuracy.
 
     rng: a ``numpy.random.Generator`` (or seed) - the masks are reproducible.
     Set ``frozen = True`` to reuse the last mask (used by gradient checks).
@@ -30,25 +40,35 @@ class Dropout(Layer):
     copied over, so the masks equal the CPU ones for the same seed.
     """
 
-    def __init__(self, ratio: float = 0.5, rng=None) -> None:
+    SCALES = ("inverted", "book")
+
+    def __init__(self, ratio: float = 0.5, rng=None, scale: str = "inverted") -> None:
         super().__init__()
         if not 0 <= ratio < 1:
             raise ValueError(f"dropout ratio must be in [0, 1), got {ratio}")
+        if scale not in self.SCALES:
+            raise ValueError(f"dropout scale must be one of {self.SCALES}, got {scale!r}")
         self.ratio = ratio
+        self.scale = scale
         self.rng = np.random.default_rng(rng)
         self.frozen = False
-        self.mask = None  # scaled keep-mask: 0 or 1 / (1 - ratio)
+        self.mask = None  # keep-mask: 0 or 1 / (1 - ratio) (inverted), 0 or 1 (book)
+        self._test_scale = None  # set by a test-time forward of the book's form
 
     def forward(self, x, *, train: bool = False):
+        self._test_scale = None
         if not train or self.ratio == 0:
             self.mask = None if not self.frozen else self.mask
+            if self.scale == "book" and self.ratio and not train:
+                self._test_scale = 1.0 - self.ratio
+                return x * self._test_scale
             return x
         if not (self.frozen and self.mask is not None and self.mask.shape == x.shape):
             self.mask = self._new_mask(x)
         return x * self.mask
 
     def _new_mask(self, x):
-        """A fresh scaled keep-mask of x's shape, dtype and device."""
+        """A fresh keep-mask of x's shape, dtype and device (scaled in the inverted form)."""
         xp = get_array_module(x)
         n = x.size
         raw = self.rng.bit_generator.random_raw(-(-n // 4))  # 64 bits -> four 16-bit numbers
@@ -57,12 +77,17 @@ class Dropout(Layer):
             bits = xp.asarray(bits)
         threshold = min(round(self.ratio * 2**_BITS), 2**_BITS - 1)
         keep = bits >= threshold
-        return xp.multiply(keep, 1.0 / (1.0 - self.ratio), dtype=x.dtype)
+        kept_value = 1.0 / (1.0 - self.ratio) if self.scale == "inverted" else 1.0
+        return xp.multiply(keep, kept_value, dtype=x.dtype)
 
     def backward(self, dout):
+        if self._test_scale is not None:
+            return dout * self._test_scale
         if self.mask is None:
             return dout.copy()
         return dout * self.mask
 
     def __repr__(self) -> str:
+        if self.scale == "book":
+            return f"Dropout(ratio={self.ratio}, scale='book')"
         return f"Dropout(ratio={self.ratio})"

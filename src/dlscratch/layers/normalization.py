@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dlscratch.backend import get_array_module
+from dlscratch.layers.aliases import grad_alias, param_alias
 from dlscratch.layers.base import Layer, sum_over_batch
 
 
@@ -34,7 +35,17 @@ class BatchNormalization(Layer):
         dx = gamma / sqrt(var + eps) * (dout - dbeta / N - x_hat * dgamma / N)
 
     reusing the two sums it needs for the parameter gradients anyway.
+
+    Book aliases: ``.gamma``, ``.beta`` (assignment copies in place), ``.dgamma``,
+    ``.dbeta``, ``.running_mean``, ``.running_var``.
     """
+
+    gamma = param_alias("gamma")
+    beta = param_alias("beta")
+    dgamma = grad_alias("gamma")
+    dbeta = grad_alias("beta")
+    running_mean = property(lambda self: self.buffers["running_mean"], doc="running mean (D,)")
+    running_var = property(lambda self: self.buffers["running_var"], doc="running variance (D,)")
 
     def __init__(self, gamma, beta, momentum: float = 0.9, eps: float = 1e-7) -> None:
         super().__init__()

@@ -1,0 +1,203 @@
+"""Convolutional networks: SimpleConvNet training and DeepConvNet inference, beside PyTorch.
+
+    python benchmarks/bench_cnn.py              # a tenth of an epoch, extrapolated (about a minute)
+    python benchmarks/bench_cnn.py --full       # a whole epoch and all 10,000 test images
+    python benchmarks/bench_cnn.py --no-torch   # ours only
+
+Measures, in float32 with the same number of BLAS / PyTorch threads (``--threads``, 2):
+
+* a SimpleConvNet training epoch (chapter 7: conv 30x5x5 - ReLU - pool - affine 100 -
+  ReLU - affine 10, Adam lr 0.001, batch 100), from ``--steps`` steps times 600;
+* the time of the same step's matrix products alone (the same shapes, run back to back):
+  their share of the step says how close the layers come to the machine's limit;
+* DeepConvNet inference (chapter 8) on ``--images`` test images, 100 at a time;
+* the same two with PyTorch (``Conv2d`` + ``MaxPool2d``) when it is installed.
+
+Each figure is the median of ``--repeat`` runs, with the range; ratios are ours / PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+STEPS_PER_EPOCH = 600  # 60,000 images / batch 100
+
+
+def _summary(times) -> str:
+    return f"median {statistics.median(times):.3f} s (range {min(times):.3f}-{max(times):.3f})"
+
+
+def _batches(n_train: int, steps: int, batch: int, seed: int):
+    order = np.random.default_rng(seed).permutation(n_train)
+    return [order[k * batch : (k + 1) * batch] for k in range(steps)]
+
+
+def ours_training(x, t, steps: int, batch: int, seed: int) -> float:
+    """Seconds for ``steps`` Adam steps of a SimpleConvNet (after one warm-up step)."""
+    from dlscratch.nets import SimpleConvNet
+    from dlscratch.optim import Adam
+
+    net, opt = SimpleConvNet(rng=seed), Adam(lr=0.001)
+    idx = _batches(x.shape[0], steps + 1, batch, seed)
+    opt.update(net.params, net.gradient(x[idx[0]], t[idx[0]]))
+    start = time.perf_counter()
+    for i in idx[1:]:
+        opt.update(net.params, net.gradient(x[i], t[i]))
+    return time.perf_counter() - start
+
+
+def ours_matmul_only(steps: int, batch: int, seed: int) -> float:
+    """Seconds for the matrix products of ``steps`` SimpleConvNet steps, nothing else."""
+    rng = np.random.default_rng(seed)
+
+    def r(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    W1, col, dout1 = r(30, 25), r(batch, 25, 576), r(batch, 30, 576)
+    x2, W2, d2 = r(batch, 4320), r(4320, 100), r(batch, 100)
+    W3, d3 = r(100, 10), r(batch, 10)
+    W2T = np.ascontiguousarray(W2.T)
+    start = time.perf_counter()
+    for _ in range(steps):
+        np.matmul(W1, col)  # conv forward
+        h = x2 @ W2  # affine 2 forward
+        h @ W3  # affine 3 forward
+        h.T @ d3  # dW3
+        d3 @ W3.T  # dx3
+        x2.T @ d2  # dW2
+        d2 @ W2T  # dx2
+        np.matmul(dout1, col.transpose(0, 2, 1))  # conv dW
+    return time.perf_counter() - start
+
+
+def ours_inference(x, batch: int, seed: int) -> float:
+    from dlscratch.nets import DeepConvNet
+
+    net = DeepConvNet(rng=seed)
+    net.predict(x[:batch])
+    start = time.perf_counter()
+    for lo in range(0, x.shape[0], batch):
+        net.predict(x[lo : lo + batch])
+    return time.perf_counter() - start
+
+
+def torch_training(torch, x, t, steps: int, batch: int, seed: int) -> float:
+    nn = torch.nn
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 30, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4320, 100),
+        nn.ReLU(),
+        nn.Linear(100, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))
+    tt = torch.from_numpy(t.astype(np.int64))
+    idx = [torch.from_numpy(i) for i in _batches(x.shape[0], steps + 1, batch, seed)]
+
+    def step(i):
+        opt.zero_grad()
+        loss_fn(model(xt[i]), tt[i]).backward()
+        opt.step()
+
+    step(idx[0])
+    start = time.perf_counter()
+    for i in idx[1:]:
+        step(i)
+    return time.perf_counter() - start
+
+
+def torch_inference(torch, x, batch: int, seed: int) -> float:
+    nn = torch.nn
+    torch.manual_seed(seed)
+    layers, c = [], 1
+    for i, (fn, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
+        layers += [nn.Conv2d(c, fn, 3, padding=pad), nn.ReLU()]
+        c = fn
+        if i % 2:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 10)]
+    model = nn.Sequential(*layers).eval()
+    xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))
+    with torch.no_grad():
+        model(xt[:batch])
+        start = time.perf_counter()
+        for lo in range(0, x.shape[0], batch):
+            model(xt[lo : lo + batch])
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=60, help="training steps timed (60)")
+    parser.add_argument("--images", type=int, default=2000, help="test images inferred (2000)")
+    parser.add_argument("--full", action="store_true", help="a whole epoch and 10,000 images")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args(argv)
+    if args.full:
+        args.steps, args.images = STEPS_PER_EPOCH, 10_000
+
+    from dlscratch.backend import blas_info, set_num_threads
+    from dlscratch.data import load_mnist
+
+    set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch  # type: ignore[import-not-found]
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            print("(PyTorch not installed: ours only)")
+    (x, t), (x_test, _) = load_mnist(normalize=True, flatten=True)
+    x_test = np.ascontiguousarray(x_test[: args.images])
+    scale = STEPS_PER_EPOCH / args.steps
+    print(f"threads {args.threads}; BLAS {blas_info()}")
+    print(f"SimpleConvNet training: {args.steps} steps (x{scale:g} = one epoch), batch 100, Adam")
+
+    rows = {}
+    rows["ours: SimpleConvNet epoch"] = [
+        ours_training(x, t, args.steps, 100, s) * scale for s in range(args.repeat)
+    ]
+    rows["ours: its matrix products alone"] = [
+        ours_matmul_only(args.steps, 100, s) * scale for s in range(args.repeat)
+    ]
+    if torch is not None:
+        rows["torch: SimpleConvNet epoch"] = [
+            torch_training(torch, x, t, args.steps, 100, s) * scale for s in range(args.repeat)
+        ]
+    rows[f"ours: DeepConvNet inference, {args.images} images"] = [
+        ours_inference(x_test, 100, s) for s in range(args.repeat)
+    ]
+    if torch is not None:
+        rows[f"torch: DeepConvNet inference, {args.images} images"] = [
+            torch_inference(torch, x_test, 100, s) for s in range(args.repeat)
+        ]
+    width = max(map(len, rows))
+    for name, times in rows.items():
+        print(f"  {name:<{width}}  {_summary(times)}")
+    med = {name: statistics.median(times) for name, times in rows.items()}
+    epoch, mm = med["ours: SimpleConvNet epoch"], med["ours: its matrix products alone"]
+    print(f"  share of the SimpleConvNet step in matrix products: {mm / epoch:.0%}")
+    if torch is not None:
+        print(
+            f"  SimpleConvNet epoch, ours / torch: {epoch / med['torch: SimpleConvNet epoch']:.2f}"
+            " (target <= 0.5)"
+        )
+        inf = [v for k, v in med.items() if "inference" in k]
+        print(f"  DeepConvNet inference, ours / torch: {inf[0] / inf[1]:.2f} (target <= 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
