@@ -580,3 +580,24 @@ def test_on_a_gpu_the_training_set_is_copied_once_not_per_step(monkeypatch, samp
     assert trainer.step == 8 and copies == data_copies + index_copies  # nothing per step
     for name in cpu.params:  # the same arithmetic as on the CPU
         np.testing.assert_array_equal(gpu.params[name], cpu.params[name])
+
+
+def test_json_progress_reports_running_means_and_epoch_rows():
+    import io
+    import json
+
+    from dlscratch.training.progress import JsonProgress
+
+    x, t = blobs(n=400)
+    stream = io.StringIO()
+    history = Trainer(MultiLayerNet(20, [8], 3, rng=0), SGD(0.1), x, t, epochs=2, batch_size=50,
+                      rng=0, callbacks=[JsonProgress(mininterval=0, file=stream)]).fit()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert len(progress) == 16  # every step, with mininterval 0
+    first = progress[:8]
+    assert [e["step"] for e in first] == list(range(1, 9)) and first[0]["steps"] == 8
+    # the running mean of the epoch's batch losses, as the History recorded them
+    np.testing.assert_allclose(first[-1]["loss"], np.mean(history.losses[:8]))
+    rows = [e for e in events if e["event"] == "epoch"]
+    assert [r["train_acc"] for r in rows] == history.train_acc

@@ -8,6 +8,37 @@ import time
 from dlscratch.training.callbacks import Callback
 
 
+class _EpochMeans:
+    """The running mean loss and accuracy of the current epoch, and a redraw clock."""
+
+    def __init__(self, mininterval: float) -> None:
+        self.mininterval = mininterval
+        self.loss_sum = 0.0
+        self.correct = self.seen = self.steps = 0
+        self.last = time.perf_counter()
+
+    def add(self, trainer, loss: float) -> bool:
+        """Count one step; whether ``mininterval`` has passed since the last report."""
+        self.loss_sum += loss
+        self.steps += 1
+        correct, seen = trainer.last_batch_correct()
+        self.correct += correct
+        self.seen += seen
+        now = time.perf_counter()
+        if now - self.last < self.mininterval:
+            return False
+        self.last = now
+        return True
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.steps
+
+    @property
+    def acc(self) -> float | None:
+        return self.correct / self.seen if self.seen else None
+
+
 class ProgressBar(Callback):
     """Show one tqdm bar over every step of the run on standard error.
 
@@ -72,29 +103,18 @@ class ProgressBar(Callback):
             return
         self.bar.set_description_str(f"epoch {epoch}/{trainer.epochs}", refresh=False)
         self.bar.refresh()
-        self._loss_sum = 0.0
-        self._correct = 0
-        self._seen = 0
-        self._steps = 0
+        self._means = _EpochMeans(self.mininterval)
         self._pending = 0
-        self._last = time.perf_counter()
 
     def on_step_end(self, trainer, step, loss) -> None:
         if self.bar is None:
             return
-        self._loss_sum += loss
-        self._steps += 1
         self._pending += 1
-        correct, seen = trainer.last_batch_correct()
-        self._correct += correct
-        self._seen += seen
-        now = time.perf_counter()
-        if now - self._last < self.mininterval:
+        if not self._means.add(trainer, loss):
             return
-        self._last = now
-        postfix = f"loss {self._loss_sum / self._steps:.4f}"
-        if self._seen:
-            postfix += f", acc {self._correct / self._seen:.3f}"
+        postfix = f"loss {self._means.loss:.4f}"
+        if self._means.acc is not None:
+            postfix += f", acc {self._means.acc:.3f}"
         self.bar.set_postfix_str(postfix, refresh=False)
         self.bar.update(self._pending)
         self._pending = 0
@@ -149,28 +169,19 @@ class JsonProgress(Callback):
 
     def on_epoch_begin(self, trainer, epoch) -> None:
         self._epoch = epoch
-        self._loss_sum = 0.0
-        self._correct = self._seen = self._steps = 0
-        self._last = time.perf_counter()
+        self._means = _EpochMeans(self.mininterval)
 
     def on_step_end(self, trainer, step, loss) -> None:
-        self._loss_sum += loss
-        self._steps += 1
-        correct, seen = trainer.last_batch_correct()
-        self._correct += correct
-        self._seen += seen
-        now = time.perf_counter()
-        if now - self._last < self.mininterval:
+        if not self._means.add(trainer, loss):
             return
-        self._last = now
         self._write({
             "event": "progress",
             "epoch": self._epoch,
             "epochs": trainer.epochs,
             "step": trainer.step_in_epoch,
             "steps": trainer.steps_per_epoch,
-            "loss": self._loss_sum / self._steps,
-            "acc": self._correct / self._seen if self._seen else None,
+            "loss": self._means.loss,
+            "acc": self._means.acc,
         })
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
