@@ -40,7 +40,12 @@ def test_a_png_bomb_is_refused_before_decoding_with_little_memory(tmp_path):
         f"    open_image({str(bomb)!r})\n"
         "except ValueError as exc:\n"
         "    print(exc)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM: this process's own peak; ru_maxrss would include the parent's at exec time
+        "try:\n"
+        "    status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "except (OSError, IndexError):\n"
+        "    status = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(status)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
@@ -196,3 +201,45 @@ def test_transparent_background_and_colour(tmp_path):
     assert coloured.inverted and best_match(coloured.image, reference.image) > 0.9
     with pytest.raises(ValueError, match="invert must be"):
         prepare_digit(ink, invert="maybe")
+
+
+def flood_fill_labels(mask):
+    """Reference labelling: 8-neighbour flood fill from each unlabelled pixel, row by row."""
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    count = 0
+    for y0, x0 in zip(*np.nonzero(mask)):
+        if labels[y0, x0]:
+            continue
+        count += 1
+        labels[y0, x0] = count
+        stack = [(y0, x0)]
+        while stack:
+            y, x = stack.pop()
+            for ny in range(max(y - 1, 0), min(y + 2, mask.shape[0])):
+                for nx in range(max(x - 1, 0), min(x + 2, mask.shape[1])):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = count
+                        stack.append((ny, nx))
+    return labels, count
+
+
+def test_connected_components_match_a_flood_fill():
+    from dlscratch.imaging import _label
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(1, 30, 2)
+        mask = rng.random((h, w)) < rng.random()
+        labels, count = _label(mask)
+        expected, n = flood_fill_labels(mask)
+        assert count == n and np.array_equal(labels, expected)
+
+
+def test_a_large_photo_gives_the_digit_of_its_smaller_copy():
+    ink = mnist_like_digit()
+    small = Image.fromarray(photo(ink).astype(np.uint8)).convert("RGB")
+    large = small.resize((small.width * 12, small.height * 12), Image.BICUBIC)  # 2640x2160
+    a, b = prepare_digit(small), prepare_digit(large)
+    assert (b.blank, b.components, b.inverted) == (False, 1, True)
+    assert best_match(a.image, b.image) > 0.95
+    assert all(abs(p * 12 - q) <= 24 for p, q in zip(a.box, b.box))  # the box in its pixels

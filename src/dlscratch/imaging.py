@@ -24,7 +24,7 @@ to fit a 20x20 box keeping its aspect ratio and placed in a 28x28 frame so
 that its centre of mass is at the centre. A photo needs more than that first:
 
 1. **Background.** The paper's brightness is estimated at a large scale (a
-   rank filter on a 64-pixel thumbnail, which ignores strokes and follows
+   rank filter on a 32-pixel thumbnail, which ignores strokes and follows
    lighting gradients and soft shadows) and subtracted, so that what remains
    is the ink alone.
 2. **Polarity.** Dark ink on light paper is inverted; light chalk on a dark
@@ -65,8 +65,11 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 #: Longest side of the working copy: enough for a digit that fills a twentieth of a photo.
 WORK_SIDE = 512
-#: Longest side of the thumbnail the background is estimated on.
-BACKGROUND_SIDE = 64
+#: Longest side of the thumbnail the background is estimated on (rank filters are slow
+#: on more: their cost grows with the pixels times the window's area).
+BACKGROUND_SIDE = 32
+#: Longest side of the copy the polarity (dark ink or light ink) is judged on.
+POLARITY_SIDE = 128
 #: Stroke width of an MNIST digit (2 * area / perimeter of its ink, at the 20-pixel scale).
 MNIST_STROKE = 3.0
 #: Ink weaker than this (0-255 scale) is never a digit, whatever the noise.
@@ -272,6 +275,29 @@ def to_grayscale(image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64)
 
 
+def _working_copy(image) -> tuple[np.ndarray, tuple[int, int]]:
+    """The picture as brightness 0-255 (float64) at most :data:`WORK_SIDE` pixels on a
+    side, and the picture's own (height, width).
+
+    A large PIL image is first shrunk by an integer factor in Pillow, while it is
+    still 8-bit (a 12-megapixel photo would be 96 MB as float64), then brought to
+    the working size as :func:`to_grayscale` and a box filter would.
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        full_w, full_h = image.size
+        factor = max(full_w, full_h) // WORK_SIDE
+        if factor >= 2 and image.mode in ("L", "RGB") and "transparency" not in image.info:
+            image = image.convert("L").reduce(factor)  # box averages, still >= WORK_SIDE
+    else:
+        full_h, full_w = np.shape(image)[:2]
+    gray = to_grayscale(image)
+    if max(gray.shape) > WORK_SIDE:
+        gray = _resized(gray, _fit(gray.shape, WORK_SIDE))
+    return gray, (full_h, full_w)
+
+
 def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if _border_level(alpha) < 128:
         return alpha  # a transparent background: the opaque strokes are the digit
@@ -322,7 +348,10 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     low, high = float(values.min()), float(values.max())
     if high <= low:
         return high
-    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    # the histogram of np.histogram(values, bins, (low, high)), as one bincount
+    index = np.minimum(((values - low) * (bins / (high - low))).astype(np.intp), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    edges = np.linspace(low, high, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(counts)  # pixels at or below each cut
     w1 = w0[-1] - w0
@@ -339,14 +368,14 @@ def _background_window(shape) -> int:
     return max(3, (min(shape) // 3) | 1)
 
 
-def _polarity_dark_ink(gray: np.ndarray) -> bool:
+def _polarity_dark_ink(small: np.ndarray, thumb: np.ndarray) -> bool:
     """Whether the strong departures from the local background are darker (ink on paper).
 
     Noise departs equally to both sides; ink to one. Compares what lies beyond
-    three noise widths on each side of a median-filtered background.
+    three noise widths on each side of a median-filtered background. ``small`` is
+    the picture at most :data:`POLARITY_SIDE` pixels on a side, ``thumb`` at most
+    :data:`BACKGROUND_SIDE`.
     """
-    small = _resized(gray, _fit(gray.shape, 2 * BACKGROUND_SIDE))
-    thumb = _resized(small, _fit(small.shape, BACKGROUND_SIDE))
     median = _rank_filter(thumb, _background_window(thumb.shape), 0.5)
     residual = small - _resized(median, small.shape, "bilinear")
     spread = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1.0)
@@ -357,26 +386,61 @@ def _polarity_dark_ink(gray: np.ndarray) -> bool:
     return dark > light
 
 
-def _label(mask: np.ndarray):
-    """Connected components (8-neighbour) of a boolean mask: (labels, count)."""
-    labels = np.zeros(mask.shape, dtype=np.int32)
+def _runs(mask: np.ndarray):
+    """The horizontal runs of a boolean mask: (row, start, end) arrays, end exclusive, row-major."""
     h, w = mask.shape
-    count = 0
-    for y0, x0 in zip(*np.nonzero(mask)):
-        if labels[y0, x0]:
-            continue
-        count += 1
-        labels[y0, x0] = count
-        stack = [(y0, x0)]
-        while stack:
-            y, x = stack.pop()
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    ny, nx = y + dy, x + dx
-                    if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
-                        labels[ny, nx] = count
-                        stack.append((ny, nx))
-    return labels, count
+    edges = np.zeros((h, w + 2), dtype=np.int8)
+    edges[:, 1:-1] = mask
+    step = np.diff(edges, axis=1)
+    rows, starts = np.nonzero(step == 1)
+    _, ends = np.nonzero(step == -1)
+    return rows, starts, ends
+
+
+def _label(mask: np.ndarray):
+    """Connected components (8-neighbour) of a boolean mask: (labels, count).
+
+    Works on runs of ink along the rows rather than on pixels: runs in adjacent rows
+    that touch (diagonally included) are joined with a union-find, so the Python
+    loop is over a few hundred joins, not over every pixel. Components are numbered
+    1, 2, ... in the order of their first pixel row by row (0 is the background).
+    """
+    h, w = mask.shape
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    rows, starts, ends = _runs(mask)
+    n = rows.size
+    if n == 0:
+        return labels, 0
+    # Runs as keys row * stride + column, so that searches never cross into another row.
+    stride = w + 3
+    start_keys = rows * stride + starts
+    end_keys = rows * stride + ends
+    # For each run, the runs of the row above that touch it: [s, e) touches [s', e') when
+    # s <= e' and s' <= e (diagonal neighbours included); they are consecutive.
+    first = np.searchsorted(end_keys, (rows - 1) * stride + starts, side="left")
+    last = np.searchsorted(start_keys, (rows - 1) * stride + ends, side="right")
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for b in np.flatnonzero(last > first).tolist():
+        rb = root(b)
+        for a in range(int(first[b]), int(last[b])):
+            ra = root(a)
+            if ra != rb:  # the smaller index (the earlier run) becomes the root
+                ra, rb = min(ra, rb), max(ra, rb)
+                parent[rb] = ra
+                rb = ra
+    roots = np.fromiter((root(i) for i in range(n)), dtype=np.int64, count=n)
+    _, component = np.unique(roots, return_inverse=True)  # roots ascend in raster order
+    lengths = ends - starts
+    offsets = np.repeat(rows * w + starts - (np.cumsum(lengths) - lengths), lengths)
+    labels.ravel()[offsets + np.arange(lengths.sum())] = np.repeat(component + 1, lengths)
+    return labels, int(component.max()) + 1
 
 
 def _digit_groups(mask: np.ndarray):
@@ -389,10 +453,16 @@ def _digit_groups(mask: np.ndarray):
     labels, count = _label(mask)
     if count == 0:
         return labels, []
-    blobs = []
-    for k in range(1, count + 1):
-        ys, xs = np.nonzero(labels == k)
-        blobs.append([k, ys.size, ys.min(), ys.max(), xs.min(), xs.max()])
+    ys, xs = np.nonzero(labels)
+    ks = labels[ys, xs]
+    sizes = np.bincount(ks, minlength=count + 1)
+    extent = np.empty((4, count + 1), dtype=np.int64)  # top, bottom, left, right
+    extent[0], extent[1], extent[2], extent[3] = mask.shape[0], -1, mask.shape[1], -1
+    np.minimum.at(extent[0], ks, ys)
+    np.maximum.at(extent[1], ks, ys)
+    np.minimum.at(extent[2], ks, xs)
+    np.maximum.at(extent[3], ks, xs)
+    blobs = [[k, int(sizes[k]), *(int(v) for v in extent[:, k])] for k in range(1, count + 1)]
     largest = max(b[1] for b in blobs)
     tallest = max(b[3] - b[2] + 1 for b in blobs)
     blobs = [b for b in blobs if b[1] >= 0.05 * largest or b[3] - b[2] + 1 >= 0.3 * tallest]
@@ -466,9 +536,17 @@ def _looks_like_shadow(ink, keep, level: float, background) -> bool:
     level within a few pixels); a shadow's edge is soft, and its residual is
     weak next to the lighting differences across the page.
     """
-    gy, gx = np.gradient(ink)
-    sharpness = float(np.percentile(np.hypot(gy, gx)[keep], 95)) / level
-    lighting = float(np.percentile(background, 95) - np.percentile(background, 5))
+    rows = np.flatnonzero(keep.any(axis=1))
+    cols = np.flatnonzero(keep.any(axis=0))
+    # the gradient around the kept ink only (one pixel more: central differences as on the
+    # whole picture)
+    top, left = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    bottom, right = rows[-1] + 2, cols[-1] + 2
+    gy, gx = np.gradient(ink[top:bottom, left:right])
+    edge = np.hypot(gy, gx)[keep[top:bottom, left:right]]
+    sharpness = float(np.percentile(edge, 95)) / level
+    low, high = np.percentile(background, [5, 95])
+    lighting = float(high - low)
     return sharpness < SOFT_EDGE and level < 0.6 * lighting
 
 
@@ -498,24 +576,29 @@ def prepare_digit(image, *, invert="auto") -> PreparedDigit:
     PreparedDigit
     """
     choice = _invert_choice(invert)
-    gray = to_grayscale(image)
-    full_h, full_w = gray.shape
-    work = _resized(gray, _fit(gray.shape, WORK_SIDE)) if max(gray.shape) > WORK_SIDE else gray
-    dark_ink = _polarity_dark_ink(work) if choice is None else choice
+    work, (full_h, full_w) = _working_copy(image)
+    small = _resized(work, _fit(work.shape, POLARITY_SIDE))
+    thumb = _resized(small, _fit(small.shape, BACKGROUND_SIDE))
+    dark_ink = _polarity_dark_ink(small, thumb) if choice is None else choice
     a = 255.0 - work if dark_ink else work  # ink bright from here on
+    if dark_ink:
+        thumb = 255.0 - thumb
 
     # 1. background: a low quantile over large windows of a thumbnail ignores the strokes
-    small = _resized(a, _fit(a.shape, BACKGROUND_SIDE))
-    window = _background_window(small.shape)
-    background = _blur(_rank_filter(small, window, 0.25), window / 4)
+    window = _background_window(thumb.shape)
+    background = _blur(_rank_filter(thumb, window, 0.25), window / 4)
     background = _resized(background, a.shape, "bilinear")
     ink = a - background
 
     # 2. ink or nothing: Otsu's cut, then is the ink clearly above the paper's noise?
     cut = otsu_threshold(ink)
     paper = ink[ink <= cut]
-    noise = 1.4826 * float(np.median(np.abs(paper - np.median(paper)))) if paper.size else 0.0
-    cut = max(cut, float(np.median(paper)) + 3 * noise if paper.size else cut)
+    if paper.size:
+        middle = float(np.median(paper))
+        noise = 1.4826 * float(np.median(np.abs(paper - middle)))
+        cut = max(cut, middle + 3 * noise)
+    else:
+        noise = 0.0
     mask = ink > cut
     level = float(np.median(ink[mask])) if mask.any() else 0.0
     blank = PreparedDigit(np.zeros(SIZE * SIZE, np.float32), True, 0, dark_ink)
