@@ -101,3 +101,70 @@ def test_search_help_lists_config_fields_from_runconfig(capsys):
     for flag in ("--sampler", "--trials", "--workers", "--scheduler", "--pruner", "--resume",
                  "--space", "--space-file"):
         assert flag in text
+
+
+def _study_trials(path):
+    import optuna
+
+    from dlscratch.hpo import open_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return open_study(path, "dlscratch", create=False).get_trials()
+
+
+@needs_mnist
+def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "dlscratch.cli", "search", *BASE, "--out", str(out),
+            "--trials", "200", "--sampler", "random", "--pruner", "none", "--seed", "1",
+            "--space", "lr=1e-3:1e-1:log"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "study.log").is_file():
+                done = [t for t in _study_trials(out / "study.log")
+                        if t.state.name == "COMPLETE"]
+                if len(done) >= 2:
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"continue with: dlscratch search --resume {out} --trials N" in stderr
+    trials = _study_trials(out / "study.log")
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert 2 <= len(done) < 200
+    assert f"interrupted: {len(done)} trials of this run finished and are kept" in stderr
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    # The trial Ctrl-C stopped, if any, is recorded as failed, saying so.
+    assert all(t.user_attrs.get("state") == "interrupted" for t in trials
+               if t.state.name == "FAIL")
+    rows = (out / "trials.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(trials)
+    before = {t.number: (t.params, t.value) for t in done}
+
+    assert subprocess.run(
+        [sys.executable, "-m", "dlscratch.cli", "search", "--resume", str(out), "--trials", "2",
+         "--workers", "0"], env=env, capture_output=True, text=True, timeout=120
+    ).returncode == 0
+    after = _study_trials(out / "study.log")
+    assert len(after) == len(trials) + 2
+    assert {t.number: (t.params, t.value) for t in after if t.number in before} == before
+    new = after[-2:]
+    assert all(t.state.name == "COMPLETE" for t in new)
+    assert all(t.params not in [p for p, _ in before.values()] for t in new)

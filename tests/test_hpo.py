@@ -180,3 +180,74 @@ def test_median_pruner_stops_trials_in_a_space_with_hopeless_regions():
     assert pruned and "COMPLETE" in states
     assert all(t.user_attrs["epochs"] < 3 for t in pruned)
     assert all(not math.isnan(t.value) for t in result.study.trials if t.value is not None)
+
+
+@needs_mnist
+def test_hyperband_pruner_stops_trials_with_hopeless_learning_rates():
+    cfg = RunConfig.from_dict({**TINY, "epochs": 4})
+    result = search(cfg, ["lr=1e-6:1:log"], n_trials=16, sampler="random",
+                    pruner="hyperband", workers=0, seed=0)
+    pruned = [t for t in result.study.trials if t.state.name == "PRUNED"]
+    done = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+    assert pruned and done
+    assert all(t.user_attrs["epochs"] < 4 for t in pruned)
+    assert all(t.user_attrs["epochs"] == 4 for t in done)
+    # What it stopped had learnt less, after as many epochs, than the best of the rest.
+    best = max(done, key=lambda t: t.value)
+    for t in pruned:
+        step = max(t.intermediate_values)
+        assert t.intermediate_values[step] <= best.intermediate_values[step]
+
+
+def test_cmaes_sampler_searches_numeric_ranges():
+    pytest.importorskip("cmaes")
+
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        y = trial.suggest_float("y", -5, 5)
+        return -((x - 1.0) ** 2) - (y + 2.0) ** 2
+
+    result = search(objective=objective, n_trials=40, sampler="cmaes", workers=0, seed=0)
+    best = result.best_trial.params
+    assert abs(best["x"] - 1.0) < 0.5 and abs(best["y"] + 2.0) < 0.5
+    # After its first (independent) trial, CMA-ES drew the points: its state is in the study.
+    assert any(k.startswith("cma") for t in result.study.trials[1:]
+               for k in t.system_attrs)
+
+
+@needs_mnist
+def test_cmaes_sampler_on_a_run_configuration_and_refused_for_choices():
+    pytest.importorskip("cmaes")
+    cfg = RunConfig.from_dict({**TINY, "epochs": 1})
+    result = search(cfg, DEFAULT_SPACE, n_trials=3, sampler="cmaes", pruner="none",
+                    workers=0, seed=0)
+    assert [t.state.name for t in result.study.trials] == ["COMPLETE"] * 3
+    assert 1e-6 <= result.best_config.lr <= 1e-2
+    with pytest.raises(ValueError, match="cmaes sampler searches numeric ranges only, and "
+                       "optimizer is a list of choices"):
+        search(cfg, ["lr=1e-4:1e-1:log", "optimizer=sgd|adam"], n_trials=1, sampler="cmaes")
+
+
+@needs_mnist
+def test_experiment_compares_random_search_and_tpe_on_the_same_budget(tmp_path):
+    import csv
+
+    from dlscratch.experiments import run_experiment
+
+    m = run_experiment("hyperparameter-search", tmp_path, quick=True, echo=None)
+    folder = tmp_path / "hyperparameter-search"
+    with open(folder / "results-tpe.csv") as f:
+        tpe = list(csv.DictReader(f))
+    with open(folder / "best-so-far.csv") as f:
+        so_far = list(csv.DictReader(f))
+    assert len(tpe) == m["config"]["trials"]
+    assert all(1e-6 <= float(r["lr"]) <= 1e-2 for r in tpe)
+    for sampler, results in (("tpe", tpe), ("random", None)):
+        curve = [float(r["best_val_acc"]) for r in so_far
+                 if r["sampler"] == sampler and r["seed"] == "0"]
+        assert len(curve) == m["config"]["trials"] and curve == sorted(curve)
+        if results is not None:
+            assert curve[-1] == max(float(r["val_acc"]) for r in results)
+    assert m["summary"]["tpe"]["best"]["val_acc"] == float(tpe[0]["val_acc"])
+    assert {"hyperparameter-search.png", "hyperparameter-search-tpe.png",
+            "hyperparameter-samplers.png"} <= {p.name for p in folder.iterdir()}

@@ -47,6 +47,16 @@ def test_local_cluster_of_two_processes_runs_the_same_trials_as_one_process(tmp_
     assert (tmp_path / "study.log").stat().st_size > 0
 
 
+def test_one_dask_worker_gives_the_same_bayesian_trials_as_this_process(tmp_path):
+    cfg = RunConfig.from_dict({**TINY, "limit": 300})
+    kw = dict(sampler="tpe", pruner="none", seed=3, n_trials=12)  # TPE from trial 11 on
+    here = hpo.search(cfg, None, workers=0, **kw)
+    dask = hpo.search(cfg, None, workers=1, storage=tmp_path / "study.log", **kw)
+    assert [(t.number, t.params, t.value) for t in dask.study.trials] == [
+        (t.number, t.params, t.value) for t in here.study.trials]
+    assert dask.added == list(range(12))
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_trial_fails_that_trial_and_the_search_finishes(tmp_path):
     from distributed import Client, LocalCluster

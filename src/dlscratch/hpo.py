@@ -31,8 +31,9 @@ configuration, is recorded as failed with its reason (user attributes ``state`` 
 
 With ``workers=N`` the trials run on an embedded Dask ``LocalCluster`` of N processes
 (one BLAS thread each, listening on 127.0.0.1 only); ``scheduler="tcp://HOST:8786"``
-sends them to an existing cluster. Each task opens the study from its journal file,
-so the workers must reach that file (a local or shared file system). Dask moves
+sends them to an existing cluster. Each worker process opens the study from its
+journal file once and keeps it (and its data and objective) for the next trials, so
+the workers must reach that file (a local or shared file system). Dask moves
 pickled data between its processes: run a cluster only on a trusted network, or use
 Dask's TLS settings. Workers load MNIST themselves, once each. With one worker a seed
 always gives the same trials; with more, the same trials may finish in another order,
@@ -41,10 +42,14 @@ and the Bayesian sampler sees a different history, so later trials may differ.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
+import signal
 import socket
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +68,9 @@ __all__ = [
     "SAMPLERS",
     "SearchResult",
     "SearchSpace",
+    "check_sampler_space",
     "check_scheduler",
+    "local_cluster",
     "make_pruner",
     "make_sampler",
     "objective_for",
@@ -332,6 +339,18 @@ def make_sampler(name: str, seed: int | None = None):
     fail(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
 
 
+def check_sampler_space(sampler: str, space: SearchSpace) -> None:
+    """Refuse a sampler that cannot search ``space`` (CMA-ES draws numbers only)."""
+    import optuna.distributions as od
+
+    if str(sampler).lower() == "cmaes":
+        choices = [k for k, d in space.distributions.items()
+                   if isinstance(d, od.CategoricalDistribution)]
+        if choices:
+            fail(f"the cmaes sampler searches numeric ranges only, and {', '.join(choices)} "
+                 "is a list of choices; use --sampler tpe or random, or search ranges LOW:HIGH")
+
+
 def make_pruner(name: str, epochs: int | None = None):
     """An Optuna pruner by name: ``median``, ``hyperband`` or ``none``."""
     import optuna
@@ -346,6 +365,65 @@ def make_pruner(name: str, epochs: int | None = None):
     fail(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
 
 
+def _journal_file(path: str):
+    """Optuna's journal file backend, synced to disk (fsync) only when a trial finishes.
+
+    Optuna syncs every line it writes, and a trial writes one per epoch (its validation
+    accuracy, for the pruner): on short trials those syncs cost more than the training.
+    A line written without a sync is already in the operating system's cache, so it
+    survives a killed or interrupted process; a power loss could lose only lines of
+    trials that had not finished, since the sync at a trial's end writes all before it.
+    """
+    from optuna.storages.journal import JournalFileBackend
+
+    class JournalFile(JournalFileBackend):
+        def append_logs(self, logs: list) -> None:
+            with _ctrl_c_deferred():
+                if any(log.get("op_code") in _SYNCED_OPS for log in logs):
+                    return super().append_logs(logs)
+                text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+                self._lock.acquire()
+                try:
+                    with open(self._file_path, "ab") as f:
+                        f.write(text.encode("utf-8"))
+                finally:
+                    self._lock.release()
+
+    return JournalFile(path)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold back Ctrl-C (SIGINT) until the block is done: a write to the study completes.
+
+    Optuna's lock file, interrupted half-way, would be left behind or fail with an
+    unrelated error; the interrupt is raised right after the write instead. (Only the
+    main thread receives Python's signals; elsewhere this does nothing.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
+#: Journal operations synced to disk: creating a study, and a trial's final state.
+_SYNCED_OPS = (0, 6)  # optuna's JournalOperation CREATE_STUDY and SET_TRIAL_STATE_VALUES
+
+
 def open_study(storage, study_name: str, *, sampler=None, pruner=None, create: bool = True):
     """The study in the journal file ``storage`` (created when ``create``), or in memory."""
     import optuna
@@ -353,9 +431,9 @@ def open_study(storage, study_name: str, *, sampler=None, pruner=None, create: b
     if storage is None:
         store = optuna.storages.InMemoryStorage()
     else:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
 
-        store = JournalStorage(JournalFileBackend(str(storage)))
+        store = JournalStorage(_journal_file(str(storage)))
     if create:
         return optuna.create_study(storage=store, study_name=study_name, sampler=sampler,
                                    pruner=pruner, direction="maximize", load_if_exists=True)
@@ -366,14 +444,14 @@ def open_study(storage, study_name: str, *, sampler=None, pruner=None, create: b
         fail(f"{storage} holds no study named {study_name!r}")
 
 
-def _fail_running(study, slots, reason: str) -> int:
-    """Mark RUNNING trials of ``slots`` as failed with ``reason``; returns how many."""
+def _fail_running(study, slots, reason: str, kind: str = "lost") -> int:
+    """Mark RUNNING trials of ``slots`` as failed (``kind``, ``reason``); returns how many."""
     import optuna
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if t.user_attrs.get("slot") in slots:
-            study._storage.set_trial_user_attr(t._trial_id, "state", "lost")
+            study._storage.set_trial_user_attr(t._trial_id, "state", kind)
             study._storage.set_trial_user_attr(t._trial_id, "reason", reason)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             n += 1
@@ -388,11 +466,12 @@ class _Report(Callback):
 
     def __init__(self, trial):
         self.trial = trial
+        self.epochs = 0
 
     def on_epoch_end(self, trainer, epoch, logs):
         import optuna
 
-        self.trial.set_user_attr("epochs", epoch)
+        self.epochs = epoch
         self.trial.report(float(logs["val_acc"]), epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
@@ -411,18 +490,53 @@ def objective_for(config: RunConfig, space, data: RunData) -> Callable:
     def objective(trial) -> float:
         params = space.suggest(trial, config)
         cfg = config.replace(**params)
-        trainer = build_trainer(cfg, data, callbacks=[_Report(trial)])
-        history = trainer.fit()
-        trial.set_user_attr("epochs", len(history.val_acc))
+        report = _Report(trial)
+        trainer = build_trainer(cfg, data, callbacks=[report])
+        try:
+            history = trainer.fit()
+        finally:  # one write per trial, not one per epoch
+            trial.set_user_attr("epochs", report.epochs)
         return float(history.val_acc[-1])
 
     return objective
 
 
-#: This process's data (one data set at a time), how often it was loaded, its BLAS limit.
+#: This process's data (one data set at a time), how often it was loaded, its BLAS limit,
+#: its open studies and objectives (a Dask worker keeps them from one trial to the next).
 _DATA: dict = {}
 LOADS = {"count": 0}
 _THREADS: dict = {}
+_STUDIES: dict = {}
+_OBJECTIVES: dict = {}
+#: Studies and objectives kept per process, at most.
+_KEEP = 4
+
+
+def _cached(cache: dict, key, make):
+    if key not in cache:
+        if len(cache) >= _KEEP:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]
+
+
+def _worker_study(job: dict):
+    """The study of ``job``, opened once per process (journal read incrementally after)."""
+    path = job["storage"]
+    st = os.stat(path)  # a new file at the same path (a new search) is a new study
+    key = (path, st.st_dev, st.st_ino, job["study_name"], job["pruner"], job.get("epochs"))
+    return _cached(_STUDIES, key, lambda: open_study(
+        path, job["study_name"], pruner=make_pruner(job["pruner"], job.get("epochs")),
+        create=False))
+
+
+def _worker_objective(job: dict, data):
+    """The objective of ``job`` on ``data``, built once per process (and data set)."""
+    config = RunConfig.from_dict(job["config"])
+    if data is None:
+        data = _worker_data(config, job.get("data_dir"))
+    key = (json.dumps(job["config"], sort_keys=True), tuple(job["space"]), id(data))
+    return _cached(_OBJECTIVES, key, lambda: objective_for(config, job["space"], data))
 
 
 def _worker_data(config: RunConfig, data_dir) -> RunData:
@@ -449,25 +563,20 @@ def _run_slot(job: dict, slot: int, data=None, *, study=None) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if job.get("threads"):
         _limit_threads(job["threads"])
-    sampler = make_sampler(job["sampler"], _trial_seed(job["seed"], slot))
     if study is None:
-        study = open_study(job["storage"], job["study_name"], sampler=sampler,
-                           pruner=make_pruner(job["pruner"], job.get("epochs")), create=False)
-    else:
-        study.sampler = sampler
+        study = _worker_study(job)
+    study.sampler = make_sampler(job["sampler"], _trial_seed(job["seed"], slot))
     # A retried task (its worker died): the trial the dead worker left running failed.
     _fail_running(study, {slot}, "its worker stopped in the middle of the trial")
     if job.get("objective") is not None:
         objective, catch = job["objective"], tuple(job.get("catch") or ())
     else:
-        config = RunConfig.from_dict(job["config"])
-        if data is None:
-            data = _worker_data(config, job.get("data_dir"))
-        objective = objective_for(config, job["space"], data)
+        objective = _worker_objective(job, data)
         catch = (NonFiniteLossError, ValueError)
-    trial = study.ask()
-    trial.set_user_attr("slot", slot)
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    with _ctrl_c_deferred():  # a trial is never left without its slot
+        trial = study.ask()
+        trial.set_user_attr("slot", slot)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     state, value = optuna.trial.TrialState.COMPLETE, None
     try:
         value = objective(trial)
@@ -552,7 +661,7 @@ def _workers(workers: int | None) -> int:
 
 def _connect(scheduler, n_workers: int, threads: int):
     """A Dask client: of an existing cluster at ``scheduler``, or of a new LocalCluster."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None:
         try:
@@ -561,14 +670,26 @@ def _connect(scheduler, n_workers: int, threads: int):
             fail(f"cannot reach the Dask scheduler at {scheduler} within "
                  f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}); start one with "
                  "`dask scheduler` and `dask worker ADDRESS`, or leave out --scheduler")
+    cluster = local_cluster(n_workers, threads)
+    return Client(cluster), cluster
+
+
+def local_cluster(n_workers: int, threads: int = 1):
+    """A Dask ``LocalCluster`` for trials: ``n_workers`` processes on 127.0.0.1 only.
+
+    Each worker runs one trial at a time with ``threads`` BLAS threads. Dask's default
+    worker environment also sets ``MALLOC_TRIM_THRESHOLD_``, which makes the C library
+    map and unmap every large array afresh: a third more CPU time per trial of the
+    book's network. The workers here keep the library's default.
+    """
+    import dask
+    from distributed import LocalCluster
+
     env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
-    import dask
-
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
-    return Client(cluster), cluster
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=None)
 
 
 def check_scheduler(address: str) -> int:
@@ -643,6 +764,7 @@ def search(
            "study_name": study_name, "threads": None}
     if config is not None:
         space = SearchSpace.parse(space)
+        check_sampler_space(sampler, space)
         if config.val_split <= 0:
             fail("a search is scored on the validation split: set val_split > 0")
         job.update(config=config.to_dict(), space=list(space.specs),
@@ -669,17 +791,25 @@ def search(
 
     try:
         if n_workers == 0 and scheduler is None:
-            if config is not None and data is None:
-                data = _worker_data(config, data_dir)
+            here = dict(job)
+            if config is not None:
+                if data is None:
+                    data = _worker_data(config, data_dir)
+                here.update(objective=objective_for(config, space, data),
+                            catch=(NonFiniteLossError, ValueError))
             for slot in slots:
-                finished(_run_slot(job, slot, data, study=study))
+                finished(_run_slot(here, slot, study=study))
         else:
             job["threads"] = (config.threads if config is not None else None) or 1
             _run_on_dask(job, slots, data, scheduler, n_workers, finished, study)
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
-        _fail_running(study, set(slots), "the search stopped before the trial finished")
+        _fail_running(study, set(slots), "the search stopped before the trial finished",
+                      "interrupted" if result.interrupted else "lost")
+        seen = set(result.added)  # trials that finished on a worker as the search stopped
+        result.added += [t.number for t in study.get_trials(deepcopy=False)
+                         if t.user_attrs.get("slot") in slots and t.number not in seen]
         if tmp is not None:
             memory = optuna.create_study(direction="maximize", study_name=study_name)
             for t in study.get_trials():
@@ -697,19 +827,24 @@ def _run_on_dask(job, slots, data, scheduler, n_workers, finished, study) -> Non
     try:
         if scheduler is not None and not n_workers:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        # Your own arrays go to every worker once; otherwise each worker loads its data.
         data_ref = client.scatter(data, broadcast=True) if data is not None else None
         todo = iter(slots)
         pending = as_completed()
+        token = os.urandom(4).hex()
 
         def submit(slot):
             future = client.submit(_run_slot, job, slot, data_ref, pure=False,
-                                   key=f"dlscratch-trial-{job['study_name']}-{slot}-{os.getpid()}")
+                                   key=f"dlscratch-trial-{job['study_name']}-{slot}-{token}")
             futures[future] = slot
             pending.add(future)
 
+        # One trial more than there are workers: a worker that finishes starts the next
+        # at once. A trial asks the sampler when it starts, so the extra one waiting in
+        # the queue does not change what the sampler knows.
         for slot in todo:
             submit(slot)
-            if len(futures) >= n_workers:
+            if len(futures) > n_workers:
                 break
         for future in pending:
             slot = futures.pop(future)

@@ -107,7 +107,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     s = p.add_argument_group("the search")
     s.add_argument("--sampler", type=str.lower, default=None,
                    metavar="{" + ",".join(SAMPLERS) + "}",
-                   help="tpe: Bayesian (default); random: the book's search on log scales")
+                   help="tpe: Bayesian (default); random: the book's search on log scales; "
+                   "cmaes: CMA-ES, numeric ranges only (needs the cmaes package)")
     s.add_argument("--pruner", type=str.lower, default=None,
                    metavar="{" + ",".join(PRUNERS) + "}",
                    help="stop trials that fall behind after an epoch (default median)")
@@ -166,7 +167,7 @@ def _settings_from_resume(args) -> dict:
 
 def _new_settings(args) -> dict:
     from dlscratch.config import RunConfig
-    from dlscratch.hpo import SearchSpace, make_pruner, make_sampler
+    from dlscratch.hpo import SearchSpace, check_sampler_space, make_pruner, make_sampler
 
     cfg = RunConfig().replace(**_config_values(args))
     specs = []
@@ -176,6 +177,7 @@ def _new_settings(args) -> dict:
     space = SearchSpace.parse(specs or None)
     sampler, pruner = args.sampler or "tpe", args.pruner or "median"
     make_sampler(sampler)
+    check_sampler_space(sampler, space)
     make_pruner(pruner, cfg.epochs)
     if cfg.val_split <= 0:
         raise ValueError("a search is scored on the validation split: set --val-split > 0")
@@ -223,7 +225,9 @@ def run(args) -> int:
     save_results(result, out)
     _summary(result, out, space)
     if result.interrupted:
-        print(f"interrupted: {len(result.added)} trials of this run finished and are kept; "
+        kept = [t for t in result.study.get_trials(deepcopy=False) if t.number in result.added
+                and t.state.name in ("COMPLETE", "PRUNED")]
+        print(f"interrupted: {len(kept)} trials of this run finished and are kept; "
               f"continue with: dlscratch search --resume {out} --trials N", file=sys.stderr)
         return 130
     return 0

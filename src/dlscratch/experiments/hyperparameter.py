@@ -238,7 +238,7 @@ def run_hyperparameter_search(ctx):
         for curve in so_far[name]:
             ax.step(n, curve, where="post", color=colour, alpha=0.3, linewidth=0.8)
         ax.step(n, np.median(so_far[name], axis=0), where="post", color=colour, linewidth=2,
-                label=f"{label} (median of {seeds} seed{'s' if seeds > 1 else ''})")
+                label=f"{label} (median of {seeds} seeds)" if seeds > 1 else label)
     ax.set_xlabel("trial")
     ax.set_ylabel("best validation accuracy so far")
     ax.set_ylim(0.0, 1.0)
