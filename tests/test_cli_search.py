@@ -35,7 +35,7 @@ def _one_line_error(capsys, argv) -> str:
         (["--space", "dropout=0.2:0.2"], "the range is empty"),
         (["--space", "momentum=0:1"], "cannot search 'momentum'"),
         (["--val-split", "0"], "scored on the validation split"),
-        (["--lr", "-1"], "lr must be > 0"),
+        (["--optimizer", "sgd", "--momentum", "0.9"], "optimizer 'sgd' has no option 'momentum'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, extra, message):

@@ -185,7 +185,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
             elif option.choices is not None:
                 kw.update(choices=option.choices)
             else:
-                kw.update(type=_typed(option), metavar=name.split("_")[-1].upper())
+                kw.update(type=_typed(option), metavar="N" if option.type is int else "X")
             group.add_argument(flag(name), **kw)
 
     opt_group = parser.add_argument_group(
@@ -195,13 +195,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
         if name in fields:  # e.g. AdamW's weight_decay: --opt weight_decay=0.01
             continue
         opt_group.add_argument(flag(name), dest=f"opt_{name}", type=_typed(option),
-                               default=None, help=option.describe())
+                               default=None, metavar=name.upper(), help=option.describe())
     if {"beta1", "beta2"} <= set(_option_owners("optimizer")):
         opt_group.add_argument("--betas", type=betas, default=None, metavar="B1,B2",
                                help="both of Adam's decay rates at once, e.g. 0.9,0.999")
     for name, option in _option_owners("activation").items():
         opt_group.add_argument(flag(name), dest=f"act_{name}", type=_typed(option),
-                               default=None, help=option.describe())
+                               default=None, metavar=name.upper(), help=option.describe())
     opt_group.add_argument("--opt", type=key_value, action="append", default=None,
                            metavar="KEY=VALUE",
                            help="any optimizer option, e.g. --opt weight_decay=0.01 (AdamW)")

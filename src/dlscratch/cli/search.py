@@ -21,12 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlscratch.cli.options import (
-    choose_output_folder,
-    claim_output_folder,
-    non_negative_int,
-    positive_int,
-)
+from dlscratch.cli.options import non_negative_int, positive_int, prepare_output_folder
+from dlscratch.cli.runconfig import add_run_options, config_from_args, given_changes
 
 FILES = ("trials.csv", "best.json", "search.json", "study.log", "history.png",
          "lr-weight-decay.png", "importances.png")
@@ -38,58 +34,9 @@ STUDY_NAME = "dlscratch"
 # -- run-configuration options, derived from RunConfig.FIELDS ---------------------------------
 
 
-def _converter(option):
-    """Text -> value of ``option``'s type (``none`` for an optional value)."""
-
-    def convert(text: str):
-        low = text.strip().lower()
-        if option.default is None and low == "none":
-            return None
-        if option.type is bool:
-            if low in ("true", "yes", "on", "1"):
-                return True
-            if low in ("false", "no", "off", "0"):
-                return False
-            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-        if option.type is list:
-            try:
-                return [int(s) for s in text.split(",") if s.strip()]
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"expected layer sizes such as 100,100, got {text!r}") from None
-        if option.type in (int, float):
-            try:
-                value = float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-            if option.type is int:
-                if not value.is_integer():
-                    raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-                return int(value)
-            return value
-        return text
-
-    convert.__name__ = option.type.__name__
-    return convert
-
-
-def add_config_options(parser) -> None:
-    """One ``--FIELD`` per run-configuration field (unset ones keep RunConfig's default)."""
-    from dlscratch.config import RunConfig
-
-    group = parser.add_argument_group("the run every trial starts from (RunConfig fields)")
-    for name, option in RunConfig.FIELDS.items():
-        if option.type is dict:
-            continue
-        extra = {"nargs": "?", "const": True} if option.type is bool else {}
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_converter(option),
-                           default=argparse.SUPPRESS, help=option.describe(), **extra)
-
-
 def _config_values(args) -> dict:
-    from dlscratch.config import RunConfig
-
-    return {name: getattr(args, name) for name in RunConfig.FIELDS if hasattr(args, name)}
+    """The run-configuration changes the command line gives (see cli/runconfig.py)."""
+    return given_changes(args)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -128,9 +75,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default runs/<time>-search-<config>)")
     s.add_argument("--overwrite", action="store_true", help="replace the files of --out")
-    s.add_argument("--data-dir", type=Path, default=None,
-                   help="folder of the data set's IDX files (default $DLSCRATCH_DATA, ...)")
-    add_config_options(p)
+    add_run_options(p)
     p.set_defaults(func=run)
     return p
 
@@ -151,6 +96,8 @@ def _settings_from_resume(args) -> dict:
                                               "seed"} <= set(settings):
         raise ValueError(f"{path} is not a search's settings file; start a new search instead")
     fixed = [k for k in _config_values(args) if k not in ("threads", "device")]
+    if args.config is not None:
+        fixed.append("config")
     if args.space or args.space_file or fixed:
         what = ", ".join([f"--{k.replace('_', '-')}" for k in fixed]
                          + (["--space"] if args.space or args.space_file else []))
@@ -166,10 +113,9 @@ def _settings_from_resume(args) -> dict:
 
 
 def _new_settings(args) -> dict:
-    from dlscratch.config import RunConfig
     from dlscratch.hpo import SearchSpace, check_sampler_space, make_pruner, make_sampler
 
-    cfg = RunConfig().replace(**_config_values(args))
+    cfg = config_from_args(args)
     specs = []
     if args.space_file is not None:
         specs += list(SearchSpace.from_file(args.space_file).specs)
@@ -203,10 +149,9 @@ def run(args) -> int:
     else:
         settings = _new_settings(args)
         cfg = RunConfig.from_dict(settings["config"])
-        out = choose_output_folder(args.out, f"search-{cfg.short_name()}",
-                                   overwrite=args.overwrite,
-                                   hint="--resume it to add trials, ")
-        claim_output_folder(out, FILES)
+        out = prepare_output_folder(args.out, f"search-{cfg.short_name()}",
+                                    overwrite=args.overwrite, owned_files=FILES,
+                                    hint="--resume it to add trials, ")
         write_json(out / SETTINGS, settings)
     space = SearchSpace.parse(settings["space"])
     print(f"search: {args.trials} trials, {settings['sampler']} sampler, "
