@@ -168,3 +168,22 @@ def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
     new = after[-2:]
     assert all(t.state.name == "COMPLETE" for t in new)
     assert all(t.params not in [p for p, _ in before.values()] for t in new)
+
+
+def test_adamw_and_leaky_relu_are_searchable_like_any_registered_entry(capsys, tmp_path):
+    out = tmp_path / "run"
+    base = [a for a in BASE]
+    base[base.index("sgd")] = "adamw"
+    argv = ["search", *base, "--activation", "leaky_relu", "--out", str(out), "--trials", "3",
+            "--sampler", "random", "--pruner", "none",
+            "--space", "opt.weight_decay=1e-4:1e-1:log", "--space", "act.alpha=0.01:0.3"]
+    assert main(argv) == 0
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert "opt.weight_decay" in rows[0] and "act.alpha" in rows[0] and len(rows) == 4
+    best = RunConfig.from_dict(json.loads((out / "best.json").read_text()))
+    assert best.optimizer == "adamw" and best.activation == "leaky_relu"
+    assert 1e-4 <= best.optimizer_options["weight_decay"] <= 1e-1
+    assert 0.01 <= best.activation_options["alpha"] <= 0.3
+    # the best configuration trains as it is
+    assert main(["train", "--config", str(out / "best.json"), "--no-progress",
+                 "--out", str(tmp_path / "best")]) == 0
