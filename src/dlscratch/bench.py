@@ -227,33 +227,33 @@ def _build_ours(config: dict, seed: int, device: str):
 
 
 class _OursRunner:
-    """Our network trained with the loop a user writes: gradient, then update."""
+    """Our network trained by the library's one loop, :class:`~dlscratch.training.Trainer`.
+
+    One epoch at a time (``fit`` with ``epochs`` raised by one), the training set
+    evaluated on one sample only, so the time is the steps' (batches drawn in the same
+    order as PyTorch's: a permutation per epoch from ``default_rng(seed + 1)``).
+    """
 
     def __init__(self, config, data, batch_size, seed, device):
         from dlscratch.backend import xp_for
+        from dlscratch.training import Trainer
 
         (x, t), (xt, tt), _ = data
         self.net, self.opt = _build_ours(config, seed, device)
-        self.device, self.batch_size = device, batch_size
+        self.device = device
         self.xp = xp_for(device)
-        self.x, self.t = self.xp.asarray(x), self.xp.asarray(t)  # copied once to a GPU
         self.x_test, self.t_test = xt, tt
-        self.rng = np.random.default_rng(seed + 1)
+        self.trainer = Trainer(
+            self.net, self.opt, x, t, epochs=1, batch_size=batch_size,
+            rng=np.random.default_rng(seed + 1), train_eval_size=1, handle_interrupt=False,
+        )
 
     def epoch(self) -> float:
-        xp, net, opt, b = self.xp, self.net, self.opt, self.batch_size
-        order = self.rng.permutation(self.x.shape[0])
-        if xp is not np:
-            order = xp.asarray(order)
+        trainer = self.trainer
+        trainer.epochs = trainer.epoch + 1
         _synchronize(self.device)
         start = time.perf_counter()
-        for k in range(self.x.shape[0] // b):
-            idx = order[k * b : (k + 1) * b]
-            xb = self.x.take(idx, axis=0)  # faster than x[idx] for rows of a 2-D array
-            xb = to_float(xb)  # uint8 -> float32 in [0, 1], NumPy or CuPy
-            # the Trainer's fast path: the network's own gradient buffers, no per-step checks
-            grads = net.gradient(xb, self.t[idx], reuse=True)
-            opt.update(net.params, grads)
+        trainer.fit()
         _synchronize(self.device)
         return time.perf_counter() - start
 

@@ -177,11 +177,35 @@ def run_hyperparameter_search(ctx):
         median_best_so_far={name: {str(n): v for n, v in m.items()}
                             for name, m in median_so_far.items()},
     )
-    ctx.compare("best validation accuracy", best["val_acc"], "≈ 0.8 (book's best 0.83)")
-    ctx.compare("best lr", best["lr"], "≈ 0.001 … 0.01")
-    ctx.compare("best weight decay", best["weight_decay"], "1e-8 … 1e-6 (weak effect)")
-    ctx.compare("TPE: best validation accuracy", best_tpe["val_acc"],
-                "at least random search's, on the same budget")
+    # The notes print no numbers for this search: our expectations are labelled as ours, and
+    # judged over the seeds' medians (a single seed can draw few good learning rates).
+    med_random = median_so_far["random"][trials]
+    med_tpe = median_so_far["tpe"][trials]
+    ctx.reference(
+        f"best validation accuracy, random search (median of {seeds} seed(s))", med_random,
+        expected="about 0.8 on the book's setup",
+        claim="random search on log scales finds learning rates that learn",
+        holds=med_random >= 0.7,
+    )
+    ctx.reference(
+        "best learning rate, random search", best["lr"],
+        expected="10^-3 to 10^-2, the region the notes narrow to",
+        claim="the best learning rate lies between 1e-3 and 1e-2",
+        holds=1e-3 <= best["lr"] <= 1e-2,
+    )
+    ctx.reference(
+        "best weight decay, random search", best["weight_decay"],
+        expected="a weak effect on so short a run",
+        claim="good trials span most of the weight-decay range (it matters little here)",
+        holds=bool(good) and (max(r["weight_decay"] for r in good)
+                              / min(r["weight_decay"] for r in good)) >= 10,
+    )
+    ctx.reference(
+        f"best validation accuracy, TPE (median of {seeds} seed(s))", med_tpe,
+        expected="at least random search's, on the same budget",
+        claim="TPE finds at least as good a trial as random search on the same budget",
+        holds=med_tpe >= med_random,
+    )
     if good:
         ctx.finding(
             f"{len(good)} of {trials} trials reach validation accuracy ≥ 0.5, all with "
