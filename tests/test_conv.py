@@ -275,7 +275,8 @@ def test_book_aliases_read_and_write_in_place():
     assert W is conv.params["W"] and conv.b is conv.params["b"]
     conv.W = np.ones((2, 1, 3, 3))
     assert conv.params["W"] is W and (W == 1).all()
-    with pytest.raises(ValueError, match=r"expected an array of shape \(2, 1, 3, 3\)"):
+    message = r"Convolution.W has shape \(2, 1, 3, 3\); the new value has shape \(2, 3, 3\)"
+    with pytest.raises(ValueError, match=message):
         conv.W = np.ones((2, 3, 3))
     out = conv.forward(rng.standard_normal((1, 1, 4, 4)))
     conv.backward(np.ones_like(out))

@@ -78,16 +78,20 @@ def test_worker_killed_mid_trial_fails_that_trial_and_the_search_finishes(tmp_pa
         killed = None
         deadline = time.monotonic() + 60
         while killed is None and time.monotonic() < deadline and thread.is_alive():
+            running = []
             if store.exists():
-                running = optuna.load_study(
-                    study_name="dlscratch",
-                    storage=optuna.storages.JournalStorage(
-                        optuna.storages.journal.JournalFileBackend(str(store))),
-                ).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                if running and "worker" in running[0].user_attrs:
-                    killed = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
-                    assert killed in pids.values()
-                    os.kill(killed, signal.SIGKILL)
+                try:  # the journal file exists a moment before the study is written into it
+                    running = optuna.load_study(
+                        study_name="dlscratch",
+                        storage=optuna.storages.JournalStorage(
+                            optuna.storages.journal.JournalFileBackend(str(store))),
+                    ).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                except KeyError:
+                    pass
+            if running and "worker" in running[0].user_attrs:
+                killed = int(running[0].user_attrs["worker"].rsplit(":", 1)[1])
+                assert killed in pids.values()
+                os.kill(killed, signal.SIGKILL)
             time.sleep(0.1)
         thread.join(timeout=120)
         assert killed is not None and not thread.is_alive()
