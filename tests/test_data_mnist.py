@@ -411,13 +411,13 @@ def test_sidecar_missing_a_field_is_rebuilt(tmp_path, key):
 def test_each_source_file_is_read_once(monkeypatch, tmp_path):
     make_tiny(tmp_path / "d")
     reads = collections.Counter()
-    real_read = mnist_mod._read_source
+    real_read = mnist_mod.read_file_bytes
 
-    def counting(path):
+    def counting(path, **kw):
         reads[path.name] += 1
-        return real_read(path)
+        return real_read(path, **kw)
 
-    monkeypatch.setattr(mnist_mod, "_read_source", counting)
+    monkeypatch.setattr(mnist_mod, "read_file_bytes", counting)
     dataset_info(data_dir=tmp_path / "d")  # parses, hashes, caches
     dataset_checksum(data_dir=tmp_path / "d")  # from the sidecar alone
     assert {name: reads[name] for name in NAMES.values()} == dict.fromkeys(NAMES.values(), 1)

@@ -98,6 +98,12 @@ def read_idx_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -
     OSError
         The file cannot be opened.
     """
+    return decompress_idx(read_file_bytes(path, max_bytes=max_bytes), path, max_bytes=max_bytes)
+
+
+def read_file_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The bytes of the regular file ``path`` as stored (no decompression), at most
+    ``max_bytes``: pipes and devices are refused, and so is a larger file, before reading."""
     from dlscratch.fileio import open_regular
 
     try:
@@ -111,7 +117,7 @@ def read_idx_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -
             f"{path}: larger than {max_bytes:,} bytes, more than an IDX dataset file of "
             "MNIST's kind holds; is it the right file?"
         )
-    return decompress_idx(data, path, max_bytes=max_bytes)
+    return data
 
 
 def decompress_idx(

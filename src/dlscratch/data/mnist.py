@@ -50,6 +50,7 @@ from dlscratch.data.idx import (
     atomic_write,
     decompress_idx,
     parse_idx,
+    read_file_bytes,
 )
 from dlscratch.fileio import read_json
 
@@ -292,22 +293,6 @@ def _check_labels(t: np.ndarray, n: int, path: Path) -> None:
 _META_MAX_BYTES = 2**20
 
 
-def _read_source(path: Path) -> bytes:
-    """A dataset file's bytes, refusing pipes and devices and anything over the IDX limit."""
-    from dlscratch.data.idx import MAX_IDX_BYTES
-    from dlscratch.fileio import open_regular
-
-    try:
-        with open_regular(path) as f:
-            too_big = os.fstat(f.fileno()).st_size > MAX_IDX_BYTES
-            data = b"" if too_big else f.read(MAX_IDX_BYTES + 1)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    if too_big or len(data) > MAX_IDX_BYTES:
-        raise DataError(f"{path}: larger than {MAX_IDX_BYTES:,} bytes; is it the right file?")
-    return data
-
-
 def _combined_checksum(raw_md5: dict[str, str]) -> str:
     text = "".join(f"{key}:{raw_md5[key]}\n" for key in FILENAMES)
     return _md5(text.encode())[:16]
@@ -318,7 +303,7 @@ def _parse_sources(location: DatasetLocation) -> tuple[dict[str, np.ndarray], di
     arrays, raw_md5, file_md5 = {}, {}, {}
     for name, key in _ARRAY_SOURCES.items():
         path = location.files[key]
-        data = _read_source(path)  # read once: hashed as is and decompressed
+        data = read_file_bytes(path)  # read once: hashed as is and decompressed
         raw = decompress_idx(data, path)
         arrays[name] = parse_idx(raw, path)
         raw_md5[key] = _md5(raw)
