@@ -98,7 +98,8 @@ class Option:
     def describe(self) -> str:
         """One line for ``--help``: the help text, the range and the default."""
         extra = [self.bounds_text()] if self.bounds_text() else []
-        extra.append(f"default {self.default}")
+        if self.default is not None:
+            extra.append(f"default {self.default}")
         return f"{self.help} ({'; '.join(extra)})"
 
 

@@ -172,8 +172,15 @@ def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
                         f"{k}: {SCHEDULES[k].summary}" for k in SCHEDULES
                     )
             elif name == "hidden":
+                from dlscratch.nets import ARCHITECTURES
+
+                own = "; ".join(
+                    f"{','.join(map(str, ARCHITECTURES[n].defaults['hidden']))} for {n}"
+                    for n in ARCHITECTURES
+                )
                 kw.update(type=layer_sizes, metavar="SIZES",
-                          help="hidden layer sizes, comma-separated (default 100,100)")
+                          help=f"hidden layer sizes, comma-separated (default: the network's "
+                          f"own: {own})")
             elif name == "init":
                 kw.update(type=init_method, metavar="he|xavier|STD",
                           help="weight initialisation: he (default), xavier or a std like 0.01")
