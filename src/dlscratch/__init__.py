@@ -1,6 +1,6 @@
 """dlscratch: deep learning from scratch in Python and NumPy.
 
-The networks, layers, losses and optimizers of chapters 3-6 of Koki Saito's
+The networks, layers, losses and optimizers of chapters 3-8 of Koki Saito's
 *Deep Learning from Scratch*, written to be read, tested and used::
 
     from dlscratch import MultiLayerNet, Adam
@@ -41,17 +41,28 @@ from dlscratch.layers import (
     AddLayer,
     Affine,
     BatchNormalization,
+    Convolution,
     Dropout,
     IdentityWithLoss,
     MulLayer,
+    Pooling,
     Relu,
     Sigmoid,
     SigmoidWithLoss,
     SoftmaxWithLoss,
     Tanh,
 )
-from dlscratch.nets import MultiLayerNet, SimpleNet, TwoLayerNet, build_network
+from dlscratch.layers.leaky_relu import LeakyReLU
+from dlscratch.nets import (
+    DeepConvNet,
+    MultiLayerNet,
+    SimpleConvNet,
+    SimpleNet,
+    TwoLayerNet,
+    build_network,
+)
 from dlscratch.optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop, get_optimizer
+from dlscratch.optim.adamw import AdamW
 
 #: Names importable from ``dlscratch`` whose modules load on first use (PEP 562).
 _LAZY = {
@@ -61,6 +72,8 @@ _LAZY = {
     "save_model": "dlscratch.io",
     "load_model": "dlscratch.io",
     "load_book_weights": "dlscratch.io",
+    "RunConfig": "dlscratch.config",
+    "build_trainer": "dlscratch.config",
 }
 
 
@@ -80,20 +93,27 @@ __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "AdamW",
     "AddLayer",
     "Affine",
     "BatchNormalization",
+    "Convolution",
+    "DeepConvNet",
     "Dropout",
     "History",
     "IdentityWithLoss",
+    "LeakyReLU",
     "Momentum",
     "MulLayer",
     "MultiLayerNet",
     "Nesterov",
+    "Pooling",
     "RMSprop",
+    "RunConfig",
     "Relu",
     "Sigmoid",
     "SigmoidWithLoss",
+    "SimpleConvNet",
     "SimpleNet",
     "SoftmaxWithLoss",
     "Tanh",
@@ -101,6 +121,7 @@ __all__ = [
     "TwoLayerNet",
     "__version__",
     "build_network",
+    "build_trainer",
     "cross_entropy_error",
     "get_optimizer",
     "gradient_check",

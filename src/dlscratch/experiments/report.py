@@ -214,7 +214,7 @@ def build_report(out, failures: dict | None = None, names=None) -> Path:
 <body>
 <header>
 <h1>dlscratch experiments</h1>
-<p>The figures of <em>Deep Learning from Scratch</em>, chapters 3–6, recomputed with dlscratch.
+<p>The figures of <em>Deep Learning from Scratch</em>, chapters 3–8, recomputed with dlscratch.
 {done} of {len(names)} experiments present · page written {_e(now)}.
 Each figure links to its SVG; each section links to its raw CSV series and its
 <code>{MANIFEST}</code> (config, seed, versions, dataset checksum, wall time).
