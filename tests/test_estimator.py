@@ -449,7 +449,7 @@ def test_n_threads_comes_from_the_environment_when_none(monkeypatch):
     with pytest.raises(ValueError, match="DLSCRATCH_THREADS must be a whole number"):
         MLPClassifier().run_config()
     monkeypatch.setenv("DLSCRATCH_THREADS", "0")
-    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+    with pytest.raises(ValueError, match="DLSCRATCH_THREADS must be a whole number >= 1, got .0."):
         MLPClassifier().run_config()
     monkeypatch.delenv("DLSCRATCH_THREADS")
     assert MLPClassifier().run_config().threads is None

@@ -35,7 +35,7 @@ from dlscratch.functions import softmax
 __all__ = ["MLPClassifier", "NotFittedError", "THREADS_ENV"]
 
 #: Environment variable giving the BLAS thread count when ``n_threads`` is None.
-THREADS_ENV = "DLSCRATCH_THREADS"
+from dlscratch.backend import THREADS_ENV  # noqa: E402  (defined once, in the backend)
 
 try:  # scikit-learn >= 1.6 (tags and validate_data); without it the class stands alone
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -611,16 +611,11 @@ def _dtype_name(value):
 
 
 def _threads_from_env():
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(
-            f"{THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}; "
-            "unset it or pass n_threads="
-        ) from None
+    """``$DLSCRATCH_THREADS`` (checked as the command line checks it), or None when unset:
+    a library call leaves the process's threads alone unless asked."""
+    from dlscratch.backend import default_threads
+
+    return default_threads() if os.environ.get(THREADS_ENV, "").strip() else None
 
 
 def _options(name: str, value) -> dict:
