@@ -267,3 +267,18 @@ def test_cuda_matches_cpu():
     g_gpu = gpu.gradient(cupy.asarray(x), cupy.asarray(t))
     for name, g in g_cpu.items():
         np.testing.assert_allclose(to_numpy(g_gpu[name]), g, rtol=1e-8, atol=1e-12)
+
+
+def test_convolutional_networks_are_evaluated_in_small_batches():
+    """im2col columns grow with the batch: the Trainer and `evaluate` take 100 images at a
+    time for a CNN (DeepConvNet on 10,000 images: 2.0 GB above its weights at 1000 per
+    pass, 0.25 GB at 100), 1000 for a fully connected network."""
+    from dlscratch import Adam, MultiLayerNet, Trainer
+
+    x = np.zeros((10, 784), np.float32)
+    t = np.zeros(10, np.int64)
+    cnn = Trainer(SimpleConvNet(hidden_size=4, rng=0), Adam(), x, t, batch_size=5)
+    mlp = Trainer(MultiLayerNet(784, [4], 10, rng=0), Adam(), x, t, batch_size=5)
+    assert (cnn.eval_batch_size, mlp.eval_batch_size) == (100, 1000)
+    assert Trainer(SimpleConvNet(rng=0), Adam(), x, t, batch_size=5,
+                   eval_batch_size=7).eval_batch_size == 7

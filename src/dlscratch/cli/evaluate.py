@@ -48,8 +48,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=1000,
-        help="images per forward pass (default 1000)",
+        default=None,
+        help="images per forward pass (default: the network's own, 1000 for fully connected "
+        "networks, 100 for convolutional ones)",
     )
     parser.add_argument(
         "--out",
@@ -127,7 +128,8 @@ def run(args) -> int:
             f"the model expects {net.input_size} inputs per image, {dataset} images have "
             f"{x.shape[1]}"
         )
-    loss, accuracy, scores = evaluate(net, x, t, batch_size=args.batch_size, return_scores=True)
+    batch_size = args.batch_size or getattr(net, "eval_batch_size", 1000)
+    loss, accuracy, scores = evaluate(net, x, t, batch_size=batch_size, return_scores=True)
     k = scores.shape[1]
     cm = confusion_matrix(t, scores.argmax(axis=1), num_classes=k)
     report = ClassReport.from_confusion(cm)

@@ -139,6 +139,9 @@ class Network:
         L2 penalty ``0.5 * lambda * sum(W**2)`` added to the loss for every weight matrix.
     """
 
+    #: Rows per forward pass when a whole data set is evaluated (bounds memory).
+    eval_batch_size = 1000
+
     def __init__(self, dtype=np.float32, weight_decay_lambda: float = 0.0) -> None:
         self.dtype = resolve_dtype(dtype)
         if not (isinstance(weight_decay_lambda, numbers.Real) and weight_decay_lambda >= 0):

@@ -112,7 +112,7 @@ class Trainer:
         rng=None,
         callbacks=(),
         train_eval_size: int | None = None,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int | None = None,
         verbose: bool = False,
         progress: bool | None = False,
         handle_interrupt: bool = True,
@@ -140,6 +140,8 @@ class Trainer:
         if train_eval_size is not None:
             train_eval_size = min(positive_int("train_eval_size", train_eval_size), n)
         self.train_eval_size = train_eval_size
+        if eval_batch_size is None:  # the network's own (100 for convolutional ones)
+            eval_batch_size = getattr(network, "eval_batch_size", 1000)
         self.eval_batch_size = positive_int("eval_batch_size", eval_batch_size)
         self.rng = as_rng(rng)
         self.handle_interrupt = bool(handle_interrupt)
