@@ -25,14 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dlscratch.io import BOOK_SHAPES, read_book_pickle
+from dlscratch.io import (  # noqa: F401  (the file names are re-exported)
+    BOOK_SHAPES,
+    DEEP_CONVNET_FILE,
+    SIMPLE_CONVNET_FILE,
+    read_book_pickle,
+)
 
 #: Recognised kinds, in the order they are tried.
 KINDS = ("mlp", "simple_convnet", "deep_convnet")
 
-#: Book files of the CNNs, as in ``../shared/weights``.
-SIMPLE_CONVNET_FILE = "simple_convnet_params.pkl"
-DEEP_CONVNET_FILE = "deep_convnet_params.pkl"
 
 
 def _simple_convnet_shapes(W1_shape) -> dict | None:

@@ -1080,43 +1080,62 @@ def read_book_pickle(path) -> dict:
 BOOK_WEIGHTS_NAME = "sample_weight.pkl"
 
 
-def find_book_weights(path=None) -> Path:
-    """Locate the book's ``sample_weight.pkl``.
+#: The book's trained CNN weights, as named here (see :mod:`dlscratch.book_weights`).
+SIMPLE_CONVNET_FILE = "simple_convnet_params.pkl"
+DEEP_CONVNET_FILE = "deep_convnet_params.pkl"
+#: Where each of the book's weight files lies in the book's repository.
+BOOK_FILE_ORIGINS = {
+    BOOK_WEIGHTS_NAME: "ch03/sample_weight.pkl",
+    SIMPLE_CONVNET_FILE: "ch07/params.pkl",
+    DEEP_CONVNET_FILE: "ch08/deep_convnet_params.pkl",
+}
+
+
+def find_book_weights(path=None, *, name: str = BOOK_WEIGHTS_NAME) -> Path:
+    """Locate one of the book's weight files, by default ``sample_weight.pkl``.
 
     Order: ``path`` if given (the file, or a folder holding it);
     ``$DLSCRATCH_WEIGHTS`` (likewise); ``weights/`` beside ``$DLSCRATCH_DATA``
     (the layout of a folder with ``datasets/`` and ``weights/`` side by side);
-    ``weights/`` in the user cache folder. Raises FileNotFoundError naming every
-    place looked in and where the file comes from.
+    ``weights/`` in the user cache folder. For another ``name`` than the default,
+    a file given in ``path`` or the variable stands for its folder (the CNN files
+    lie beside ``sample_weight.pkl``). Raises FileNotFoundError naming every place
+    looked in and where the file comes from.
     """
-    if path is not None:
-        p = Path(path)
+
+    def candidate(p: Path) -> Path:
         if p.is_dir():
-            p = p / BOOK_WEIGHTS_NAME
+            return p / name
+        if name == BOOK_WEIGHTS_NAME or p.name == name:
+            return p  # a file named explicitly is taken as it is
+        return p.parent / name
+
+    if path is not None:
+        p = candidate(Path(path))
         if not p.is_file():
             raise FileNotFoundError(f"weights file not found: {p}")
         return p
     places = []
     env = os.environ.get("DLSCRATCH_WEIGHTS")
     if env:
-        p = Path(env)
-        places.append(p / BOOK_WEIGHTS_NAME if p.is_dir() else p)
+        places.append(candidate(Path(env)))
     data = os.environ.get("DLSCRATCH_DATA")
     if data:
-        places.append(Path(data).parent / "weights" / BOOK_WEIGHTS_NAME)
+        places.append(Path(data).parent / "weights" / name)
     from dlscratch.data.mnist import cache_dir
 
-    places.append(cache_dir() / "weights" / BOOK_WEIGHTS_NAME)
+    places.append(cache_dir() / "weights" / name)
     places = list(dict.fromkeys(places))  # the same folder once
     for p in places:
         if p.is_file():
             return p
     looked = "\n".join(f"  - {p}" for p in places)
+    origin = BOOK_FILE_ORIGINS.get(name, name)
     raise FileNotFoundError(
-        f"the book's {BOOK_WEIGHTS_NAME} was not found. Looked in:\n{looked}\n"
-        "It comes with the book's code (the repository deep-learning-from-scratch, folder "
-        "ch03/sample_weight.pkl). Pass its path (--weights /path/to/sample_weight.pkl), set "
-        "DLSCRATCH_WEIGHTS, or copy it into one of the places above."
+        f"the book's {name} was not found. Looked in:\n{looked}\n"
+        f"It comes with the book's code (the repository deep-learning-from-scratch, "
+        f"{origin}). Pass its path (--weights /path/to/{name}), set DLSCRATCH_WEIGHTS, "
+        "or copy it into one of the places above."
     )
 
 

@@ -326,28 +326,12 @@ def run_simple_cnn(ctx):
 
 # -- deep-cnn --------------------------------------------------------------------------------------
 def find_deep_weights(weights=None) -> Path:
-    """``deep_convnet_params.pkl``: ``weights`` itself, or beside it, or beside the book's
-    ``sample_weight.pkl`` wherever :func:`dlscratch.io.find_book_weights` finds that."""
+    """``deep_convnet_params.pkl``: ``weights`` itself or beside it, else where
+    :func:`dlscratch.io.find_book_weights` looks for the book's files."""
     from dlscratch.book_weights import DEEP_CONVNET_FILE
     from dlscratch.io import find_book_weights
 
-    places = []
-    if weights is not None:
-        w = Path(weights)
-        places.append(w if w.name == DEEP_CONVNET_FILE else (w if w.is_dir() else w.parent))
-    try:
-        places.append(find_book_weights().parent)
-    except FileNotFoundError:
-        pass
-    for place in places:
-        p = place if place.name == DEEP_CONVNET_FILE else place / DEEP_CONVNET_FILE
-        if p.is_file():
-            return p
-    looked = ", ".join(str(p) for p in places) or "nowhere (no --weights, no book weights found)"
-    raise FileNotFoundError(
-        f"the book's {DEEP_CONVNET_FILE} was not found (looked in {looked}); pass --weights with "
-        "the file or the folder that holds it"
-    )
+    return find_book_weights(weights, name=DEEP_CONVNET_FILE)
 
 
 @experiment(
