@@ -241,11 +241,15 @@ def given_changes(args) -> dict:
     return changes
 
 
+#: A run configuration is a few hundred bytes; anything near this is not one.
+CONFIG_MAX_BYTES = 2**20
+
+
 def read_config_file(path: Path) -> RunConfig:
     """A RunConfig from a JSON file (a run's config.json, a search's best.json)."""
     from dlscratch.fileio import read_json
 
-    values = read_json(path)
+    values = read_json(path, max_bytes=CONFIG_MAX_BYTES)
     if isinstance(values, dict) and isinstance(values.get("config"), dict):
         values = values["config"]  # a metrics.json or a file that wraps the config
     return RunConfig.from_dict(values, source=str(path))

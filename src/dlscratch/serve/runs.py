@@ -10,7 +10,6 @@ resolved path (symbolic links followed) must stay inside the folder it is looked
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 
@@ -82,12 +81,16 @@ def safe_relative(root: Path, relative: str) -> Path:
 
 
 def read_json(path: Path) -> dict | None:
-    """The JSON object in ``path``, or None when missing, too large or not an object."""
+    """The JSON object in ``path``, or None when missing, damaged or not an object.
+
+    Read through :func:`dlscratch.fileio.read_json`: bounded in size and nesting, and a
+    FIFO or device is refused rather than waited on.
+    """
+    from dlscratch import fileio
+
     try:
-        if path.stat().st_size > MAX_TEXT_BYTES:
-            return None
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        obj = fileio.read_json(path, max_bytes=MAX_TEXT_BYTES)
+    except (OSError, ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
