@@ -118,3 +118,12 @@ def test_adamw_decays_weights_but_not_biases_or_batchnorm():
             np.testing.assert_allclose(v, before[k] * (1 - 0.1 * 0.5), rtol=1e-6)
         else:
             np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_activation_names_a_valid_initialisation(name):
+    from dlscratch.estimator import MLPClassifier
+
+    init = ACTIVATIONS[name].preferred_init
+    assert RunConfig(activation=name, init=init).init == init
+    assert MLPClassifier(activation=name).run_config().init == init

@@ -31,6 +31,7 @@ import numpy as np
 
 from dlscratch.config import RunConfig, RunData, build_trainer
 from dlscratch.functions import softmax
+from dlscratch.layers import ACTIVATIONS
 
 __all__ = ["MLPClassifier", "NotFittedError", "THREADS_ENV"]
 
@@ -54,7 +55,6 @@ except ImportError:
 #: scikit-learn's name for the sigmoid.
 _ALIASES = {"logistic": "sigmoid"}
 #: Activations whose weights start at He's scale (the others at Xavier's).
-_HE_ACTIVATIONS = ("relu", "leaky_relu")
 #: Estimator parameter -> the RunConfig field it sets (validated by that field's Option).
 PARAM_FIELDS = {
     "hidden_layer_sizes": "hidden",
@@ -293,7 +293,8 @@ class MLPClassifier(*_BASES):
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}")
         if p["early_stopping"]:
             fields["val_split"] = float(fraction)
-        fields["init"] = "he" if fields["activation"] in _HE_ACTIVATIONS else "xavier"
+        # the activation's own choice (He for ReLU-like units, Xavier otherwise)
+        fields["init"] = ACTIVATIONS.get_class(fields["activation"]).preferred_init
         fields["activation_options"] = _options("activation_options", p["activation_options"])
         options = _options("optimizer_options", p["optimizer_options"])
         for param, option in OPTIMIZER_PARAMS.items():

@@ -28,6 +28,8 @@ class Relu(Layer):
     times faster than zeroing through a boolean index (``dx[mask] = 0``).
     """
 
+    preferred_init = "he"
+
     def __init__(self) -> None:
         super().__init__()
         self.out = None

@@ -36,6 +36,10 @@ class Layer:
       product of the backward pass.
     """
 
+    #: For activations: the weight initialisation that keeps their outputs spread (section
+    #: 6.2): "he" for ReLU-like units, "xavier" for sigmoid-like ones.
+    preferred_init: str = "xavier"
+
     def __init__(self) -> None:
         self.params: dict = {}
         self.grads: dict = {}

@@ -17,6 +17,7 @@ class LeakyReLU(Layer):
     so they cannot "die" the way ReLU units can.
     """
 
+    preferred_init = "he"
     options = (
         Option(
             "alpha", float, 0.01, "slope for negative inputs", low=0.0, high=1.0, high_open=True
