@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dlscratch import functions as F
+from dlscratch.fast import sum_over_batch, transposed
 from dlscratch.layers import Relu, SoftmaxWithLoss
-from dlscratch.layers.base import sum_over_batch
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8])
@@ -57,3 +57,10 @@ def test_sum_over_batch_reuses_no_writable_state(rng):
     given = np.empty(3, np.float32)  # how a layer writes into the network's gradient buffer
     assert sum_over_batch(a, out=given) is given
     np.testing.assert_allclose(given, a.sum(axis=0), rtol=1e-6)
+
+
+def test_transposed_is_w_t_as_a_contiguous_copy(rng):
+    W = rng.standard_normal((5, 3)).astype(np.float32)
+    T = transposed(W)
+    np.testing.assert_array_equal(T, W.T)
+    assert T.flags["C_CONTIGUOUS"] and not np.shares_memory(T, W)

@@ -58,24 +58,12 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
-def non_negative_float(name: str, value) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
-        fail(f"{name} must be a finite number >= 0", value)
-    return float(value)
-
-
 def fraction(name: str, value, *, inclusive_zero: bool = True) -> float:
     """A number in [0, 1) (or (0, 1) with ``inclusive_zero=False``)."""
     low_ok = (value >= 0) if inclusive_zero else (value > 0)
     if not _is_real(value) or not math.isfinite(value) or not low_ok or value >= 1:
         fail(f"{name} must be a number in {'[' if inclusive_zero else '('}0, 1)", value)
     return float(value)
-
-
-def one_of(name: str, value, choices) -> str:
-    if value not in tuple(choices):
-        fail(f"{name} must be one of {', '.join(map(str, choices))}", value)
-    return value
 
 
 def check_pair(x, t, what: str = "data", *, features: bool = False):

@@ -54,21 +54,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    value = number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A fraction in [0, 1)."""
-    value = number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 (inclusive) to 1, got {text}")
-    return value
-
-
 def add_dataset_options(parser, *, default: str | None = "mnist", help: str | None = None) -> None:
     """``--dataset`` (mnist or fashion-mnist) and ``--data-dir``."""
     parser.add_argument(

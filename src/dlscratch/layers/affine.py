@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from dlscratch import fast
 from dlscratch.backend import get_array_module
 from dlscratch.layers.aliases import grad_alias, param_alias
-from dlscratch.layers.base import Layer, sum_over_batch
+from dlscratch.layers.base import Layer
 
 
 class Affine(Layer):
@@ -67,15 +66,11 @@ class Affine(Layer):
         xp = get_array_module(dout)
         # out=None allocates; a network passes views into its flat gradient buffer.
         self.grads["W"] = xp.matmul(self.x.T, dout, out=self.grad_out.get("W"))
-        self.grads["b"] = sum_over_batch(dout, out=self.grad_out.get("b"))
+        # = dout.sum(axis=0), fast: see dlscratch.fast.sum_over_batch
+        self.grads["b"] = fast.sum_over_batch(dout, out=self.grad_out.get("b"))
         if not self.input_grad:
             return None
-        W_T = self.params["W"].T
-        if xp is np:
-            # OpenBLAS multiplies small matrices up to twice as slowly when the right
-            # operand is transposed; a contiguous copy of W.T (M x D) costs far less.
-            W_T = np.ascontiguousarray(W_T)
-        dx = dout @ W_T
+        dx = dout @ fast.transposed(self.params["W"])  # = W.T, fast: see dlscratch.fast
         return dx.reshape(self.original_x_shape)
 
     def __repr__(self) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dlscratch.fast import sum_over_batch  # noqa: F401  (re-exported for the layers)
-
 
 class Layer:
     """Base class of all network layers.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dlscratch import fast
 from dlscratch.backend import get_array_module
 from dlscratch.layers.aliases import grad_alias, param_alias
-from dlscratch.layers.base import Layer, sum_over_batch
+from dlscratch.layers.base import Layer
 
 
 class BatchNormalization(Layer):
@@ -76,11 +77,11 @@ class BatchNormalization(Layer):
             if x.shape[0] < 2:
                 raise ValueError("batch norm in training needs a batch of at least 2 samples")
             n = x.shape[0]
-            mu = sum_over_batch(x)
+            mu = fast.sum_over_batch(x)
             mu /= n
             xc = x - mu
             out = xc * xc  # squared deviations now; the output buffer below
-            var = sum_over_batch(out)
+            var = fast.sum_over_batch(out)
             var /= n
             inv_std = 1.0 / xp.sqrt(var + self.eps)
             x_hat = xc
@@ -107,9 +108,9 @@ class BatchNormalization(Layer):
         dout = dout.reshape(dout.shape[0], -1)
         x_hat = self._x_hat
         n = dout.shape[0]
-        dbeta = sum_over_batch(dout, out=self.grad_out.get("beta"))
+        dbeta = fast.sum_over_batch(dout, out=self.grad_out.get("beta"))
         dx = dout * x_hat
-        dgamma = sum_over_batch(dx, out=self.grad_out.get("gamma"))
+        dgamma = fast.sum_over_batch(dx, out=self.grad_out.get("gamma"))
         self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
         # dx = gamma * inv_std * (dout - dbeta / N - x_hat * dgamma / N), in the one buffer
         xp.multiply(x_hat, dgamma / n, out=dx)
