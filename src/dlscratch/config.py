@@ -349,6 +349,26 @@ def _check_field(name: str, value, cfg: RunConfig):
     return option.validate(value)
 
 
+def parse_layer_sizes(text: str) -> list[int]:
+    """``"100,100"`` -> [100, 100]; ``"none"`` or empty -> [] (no hidden layer).
+
+    How hidden sizes are written on the command line and in a search space.
+    """
+    text = str(text).strip()
+    if text.lower() in ("", "none"):
+        return []
+    sizes = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            fail(
+                f"invalid layer sizes {text!r}: expected comma-separated positive integers "
+                f"such as 100,100 (bad part: {part!r})"
+            )
+        sizes.append(int(part))
+    return sizes
+
+
 def _check_hidden(value) -> tuple | None:
     if value is None:
         return None

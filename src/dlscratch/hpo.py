@@ -58,7 +58,14 @@ from pathlib import Path
 import numpy as np
 
 from dlscratch.checks import fail
-from dlscratch.config import HARDWARE_FIELDS, RunConfig, RunData, build_trainer, load_run_data
+from dlscratch.config import (
+    HARDWARE_FIELDS,
+    RunConfig,
+    RunData,
+    build_trainer,
+    load_run_data,
+    parse_layer_sizes,
+)
 from dlscratch.training.callbacks import Callback
 from dlscratch.training.errors import NonFiniteLossError
 
@@ -134,7 +141,7 @@ def _parse_choice(key: str, option, text: str):
         return _parse_bool(key, text)
     if option.type is list:  # hidden sizes: kept as text, turned into a list per trial
         try:
-            sizes = [int(s) for s in text.split(",")]
+            sizes = parse_layer_sizes(text)
         except ValueError:
             fail(f"{key}: {text!r} is not a list of layer sizes such as 100,100")
         RunConfig().replace(**{key: sizes})
@@ -245,7 +252,7 @@ class SearchSpace:
                     continue
             value = _suggest(trial, key, self.distributions[key])
             if key == "hidden":
-                value = [int(s) for s in str(value).split(",")]
+                value = parse_layer_sizes(value)
             params[key] = value
         return params
 
@@ -636,7 +643,7 @@ class SearchResult:
             return None
         params = dict(best.params)
         if "hidden" in params:
-            params["hidden"] = [int(s) for s in str(params["hidden"]).split(",")]
+            params["hidden"] = parse_layer_sizes(params["hidden"])
         return self.config.replace(**params)
 
     def ranked(self) -> list:

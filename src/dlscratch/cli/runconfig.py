@@ -17,7 +17,7 @@ import json
 import math
 from pathlib import Path
 
-from dlscratch.config import HARDWARE_FIELDS, RunConfig
+from dlscratch.config import HARDWARE_FIELDS, RunConfig, parse_layer_sizes
 from dlscratch.registry import Option
 
 #: Flags of the config fields, in the groups ``--help`` shows them in.
@@ -65,20 +65,11 @@ def _typed(option: Option):
 
 
 def layer_sizes(text: str) -> list[int]:
-    """``100,100`` -> [100, 100]; ``none`` or empty -> [] (no hidden layer)."""
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return []
-    sizes = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit() or int(part) < 1:
-            raise argparse.ArgumentTypeError(
-                f"invalid layer sizes {text!r}: expected comma-separated positive integers "
-                f"such as 100,100 (bad part: {part!r})"
-            )
-        sizes.append(int(part))
-    return sizes
+    """``100,100`` -> [100, 100] (see :func:`dlscratch.config.parse_layer_sizes`)."""
+    try:
+        return parse_layer_sizes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def init_method(text: str):
