@@ -386,3 +386,16 @@ def test_progress_as_json_lines_for_programs(capsys, tmp_path):
     for e in events:
         if e["event"] == "progress":
             assert 1 <= e["step"] <= e["steps"] and e["loss"] > 0
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_every_run_configuration_field_has_a_flag(command):
+    from dlscratch.cli import build_parser
+    from dlscratch.config import RunConfig
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    flags = {flag for action in sub._actions for flag in action.option_strings}
+    fields = [name for name, option in RunConfig.FIELDS.items() if option.type is not dict]
+    assert [n for n in fields if "--" + n.replace("_", "-") not in flags] == []
+    assert {"--opt", "--config"} <= flags  # the options dicts and a whole configuration

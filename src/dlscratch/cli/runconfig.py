@@ -139,7 +139,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
     from dlscratch.cli.options import add_dataset_options
 
     fields = RunConfig.FIELDS
-    for title, names in GROUPS.items():
+    grouped = {name for names in GROUPS.values() for name in names}
+    # a field no group names yet still gets its flag (options dicts have flags of their own)
+    rest = tuple(name for name, option in fields.items()
+                 if name not in grouped and option.type is not dict)
+    for title, names in {**GROUPS, "other settings": rest}.items():
+        if not names:
+            continue
         group = parser.add_argument_group(title)
         for name in names:
             if name in skip:
