@@ -30,23 +30,6 @@ import sys
 import threading
 from pathlib import Path
 
-#: Options of the train form -> ``dlscratch train`` flags (a flag without value for booleans).
-FORM_FLAGS = {
-    "dataset": "--dataset",
-    "hidden": "--hidden",
-    "activation": "--activation",
-    "init": "--init",
-    "optimizer": "--optimizer",
-    "lr": "--lr",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "batchnorm": "--batchnorm",
-    "dropout": "--dropout",
-    "weight_decay": "--weight-decay",
-    "limit": "--limit",
-    "seed": "--seed",
-    "schedule": "--schedule",
-}
 #: How the command reports its progress to the server (JSON lines on standard output).
 PROGRESS_ARGS = ("--progress", "jsonl")
 #: Fields of a ``progress`` event (the current epoch's running means).
@@ -62,12 +45,19 @@ class TrainingBusyError(RuntimeError):
 
 
 def train_argv(options: dict) -> list[str]:
-    """``dlscratch train`` arguments for the form's ``options`` (None values left out)."""
+    """``dlscratch train`` arguments for the form's ``options`` (None values left out).
+
+    Each option is a run-configuration field and goes to its flag (``batch_size`` ->
+    ``--batch-size``, as :func:`dlscratch.cli.runconfig.flag` names them); the train
+    parser then checks them all (:func:`check_train_argv`).
+    """
+    from dlscratch.cli.runconfig import flag as flag_of
+
     argv = []
     for key, value in options.items():
-        if value is None or key not in FORM_FLAGS:
+        if value is None:
             continue
-        flag = FORM_FLAGS[key]
+        flag = flag_of(key)
         if isinstance(value, bool):
             if value:
                 argv.append(flag)
