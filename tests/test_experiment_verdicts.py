@@ -19,19 +19,7 @@ from dlscratch.experiments.base import (
     printed_half_unit,
 )
 from dlscratch.experiments.report import build_report
-
-
-def _mnist_available() -> bool:
-    from dlscratch.data import locate_dataset
-
-    try:
-        locate_dataset("mnist", base.default_data_dir(), download=False)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-needs_mnist = pytest.mark.skipif(not _mnist_available(), reason="MNIST files not found")
+from shared_data import needs_mnist
 
 
 # -- the verdict rules -----------------------------------------------------------------------------
