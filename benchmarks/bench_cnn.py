@@ -151,10 +151,12 @@ def main(argv=None) -> int:
     if args.full:
         args.steps, args.images = STEPS_PER_EPOCH, 10_000
 
-    from dlscratch.backend import blas_info, set_num_threads
+    from dlscratch.backend import blas_info, keep_freed_memory, set_num_threads
     from dlscratch.data import load_mnist
 
     set_num_threads(args.threads)
+    # as `dlscratch train` does; process-wide, so PyTorch runs with it too
+    tuned = keep_freed_memory()
     torch = None
     if not args.no_torch:
         try:
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     (x, t), (x_test, _) = load_mnist(normalize=True, flatten=True)
     x_test = np.ascontiguousarray(x_test[: args.images])
     scale = STEPS_PER_EPOCH / args.steps
-    print(f"threads {args.threads}; BLAS {blas_info()}")
+    print(f"threads {args.threads}; BLAS {blas_info()}; freed memory kept for reuse: {tuned}")
     print(f"SimpleConvNet training: {args.steps} steps (x{scale:g} = one epoch), batch 100, Adam")
 
     rows = {}

@@ -242,7 +242,7 @@ def test_book_cnn_weights_test_accuracy(capsys):
 
     assert main(["infer", "--weights", str(SIMPLE_PKL), "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "SimpleConvNet: Conv 30x5x5 - Relu - Pool 2x2 - Affine 4320->100" in out
+    assert "SimpleConvNet: Conv 30x5x5 - Pool 2x2 - Relu - Affine 4320->100" in out
     assert "9600/10000    0.9600" in out
     _, (x, t) = load_mnist(normalize=True, flatten=True)
     deep = load_book_network(DEEP_PKL, dtype=np.float32)

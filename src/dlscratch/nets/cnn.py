@@ -30,6 +30,14 @@ DEEP_CONV_PARAMS = (
 
 _CONV_KEYS = ("filter_num", "filter_size", "pad", "stride")
 
+#: Both networks pool before the ReLU where the book has "relu - pool". Max pooling
+#: and ReLU commute: ``max(relu(a), relu(b)) == relu(max(a, b))``, exactly, since
+#: both only pick numbers; and the gradients agree too: each window's gradient goes
+#: to its first maximum, and only when that maximum is positive (the tests compare
+#: both orders). Pooling first, the ReLU's forward and backward touch a quarter of
+#: the numbers, a sixth of a SimpleConvNet step (benchmarks/README.md).
+POOL_BEFORE_RELU = True
+
 
 def _check_input_dim(input_dim) -> tuple:
     dims = tuple(input_dim) if isinstance(input_dim, (tuple, list)) else None
@@ -126,13 +134,17 @@ class SimpleConvNet(ConvNetBase):
 
         x (N, C, H, W)
         Conv1   W1 (FN, C, FS, FS), b1 (FN,)    -> (N, FN, OH, OW)
-        Relu1, Pool1 (2x2, stride 2)            -> (N, FN, OH/2, OW/2)
+        Pool1 (2x2, stride 2), Relu1            -> (N, FN, OH/2, OW/2)
         Affine2 W2 (FN*OH/2*OW/2, hidden), b2   -> (N, hidden)
         Relu2
         Affine3 W3 (hidden, output), b3         -> (N, output) scores
         SoftmaxWithLoss
 
     With the defaults (MNIST, 30 filters of 5x5): OH = OW = 24, and W2 is (4320, 100).
+
+    The book applies the ReLU and then the pool; here the pool comes first
+    (:data:`POOL_BEFORE_RELU`). Max pooling and ReLU commute exactly, outputs
+    and gradients alike, and the ReLU then sees a quarter of the numbers.
 
     Parameters
     ----------
@@ -189,8 +201,8 @@ class SimpleConvNet(ConvNetBase):
         self.layers["Conv1"] = Convolution(
             weight((FN, C, FS, FS), C * FS * FS), zeros(np.zeros(FN)), stride, pad
         )
+        self.layers["Pool1"] = Pooling(2, 2, stride=2)  # before Relu1: see POOL_BEFORE_RELU
         self.layers["Relu1"] = Relu()
-        self.layers["Pool1"] = Pooling(2, 2, stride=2)
         self.layers["Affine2"] = Affine(
             weight((pool_size, self.hidden_size), pool_size), zeros(np.zeros(self.hidden_size))
         )
@@ -224,6 +236,9 @@ class DeepConvNet(ConvNetBase):
         conv - relu - conv - relu - pool -
         conv - relu - conv - relu - pool -
         affine - relu - dropout - affine - dropout - softmax
+
+    (each "relu - pool" is computed as "pool - relu", which is the same
+    function, with a quarter of the work: :data:`POOL_BEFORE_RELU`).
 
     Six 3x3 convolutions of 16, 16, 32, 32, 64, 64 filters (pad 1, the fourth
     pad 2, as in the book's code), three 2x2 max pools, then affine layers of
@@ -297,11 +312,11 @@ class DeepConvNet(ConvNetBase):
             conv = Convolution(Wc, self._arr(np.zeros(FN)), p["stride"], p["pad"])
             self.layers[f"Conv{i}"] = conv
             shape = conv.output_shape((1, *shape))[1:]
-            self.layers[f"Relu{i}"] = Relu()
-            if i % 2 == 0:
+            if i % 2 == 0:  # the pool before the ReLU: see POOL_BEFORE_RELU
                 pool = Pooling(2, 2, stride=2)
                 self.layers[f"Pool{i // 2}"] = pool
                 shape = pool.output_shape((1, *shape))[1:]
+            self.layers[f"Relu{i}"] = Relu()
         flat = int(np.prod(shape))
         sizes = [(flat, self.hidden_size), (self.hidden_size, self.output_size)]
         for i, (fan_in, fan_out) in enumerate(sizes, start=7):
