@@ -64,3 +64,72 @@ def test_transposed_is_w_t_as_a_contiguous_copy(rng):
     T = transposed(W)
     np.testing.assert_array_equal(T, W.T)
     assert T.flags["C_CONTIGUOUS"] and not np.shares_memory(T, W)
+
+
+def test_channel_sums_is_the_sum_over_batch_and_positions(rng):
+    from dlscratch.fast import channel_sums
+
+    a = rng.standard_normal((7, 5, 13))
+    np.testing.assert_allclose(channel_sums(a), a.sum(axis=(0, 2)), rtol=1e-12)
+    out = np.empty(5)
+    assert channel_sums(a, out=out) is out
+
+
+def test_image_groups_cover_the_batch_in_order_within_the_cache_budget():
+    from dlscratch.fast import CACHE_BYTES, image_groups
+
+    per_image = CACHE_BYTES // 7 + 1  # six images fit, the seventh does not
+    groups = image_groups(40, per_image)
+    assert [g.start for g in groups] == list(range(0, 40, 6))
+    assert groups[-1] == slice(36, 40)
+    assert image_groups(3, 10 * CACHE_BYTES) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert image_groups(0, 100) == [slice(0, 0)]
+
+
+def test_convolution_in_groups_equals_one_product_over_the_batch(rng):
+    """Enough images for several cache-sized groups, the last one short: the same numbers
+    as the book's im2col and a single matrix product, forward and backward."""
+    from dlscratch.fast import CACHE_BYTES, image_groups
+    from dlscratch.layers import Convolution, col2im, im2col
+
+    N, C, H, FN = 23, 32, 16, 8
+    x = rng.standard_normal((N, C, H, H))
+    W, b = rng.standard_normal((FN, C, 3, 3)), rng.standard_normal(FN)
+    col_bytes = C * 9 * H * H * x.itemsize  # pad 1: OH = OW = H
+    assert len(image_groups(N, col_bytes)) > 2 and N % (CACHE_BYTES // col_bytes) != 0
+    conv = Convolution(W, b, stride=1, pad=1)
+    out = conv.forward(x)
+    col = im2col(x, 3, 3, 1, 1)  # (N*H*H, C*9)
+    expected = (col @ W.reshape(FN, -1).T + b).reshape(N, H, H, FN).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout)
+    dflat = dout.transpose(0, 2, 3, 1).reshape(-1, FN)  # (N*H*H, FN)
+    np.testing.assert_allclose(conv.dW, (col.T @ dflat).T.reshape(W.shape), rtol=1e-10)
+    np.testing.assert_allclose(conv.db, dflat.sum(axis=0), rtol=1e-10)
+    dx_expected = col2im(dflat @ W.reshape(FN, -1), x.shape, 3, 3, 1, 1)
+    np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-12)
+
+
+def test_keep_freed_memory_applies_once_and_yields_to_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from dlscratch.backend import keep_freed_memory as k; import ctypes.util, sys; "
+        "first = k(); print(first, k() == first)"
+    )
+
+    def run(extra_env):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        done = subprocess.run([sys.executable, "-c", code], env={**env, **extra_env},
+                              capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+    first, stable = run({})
+    assert stable == "True"
+    if glibc:
+        assert first == "True"  # glibc accepted both thresholds
+    assert run({"MALLOC_TRIM_THRESHOLD_": "131072"}) == ["False", "True"]

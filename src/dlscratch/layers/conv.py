@@ -37,8 +37,8 @@ import numbers
 
 import numpy as np
 
+from dlscratch import fast
 from dlscratch.backend import get_array_module
-from dlscratch.fast import image_groups, transposed
 from dlscratch.layers.aliases import grad_alias, param_alias
 from dlscratch.layers.base import Layer
 
@@ -303,7 +303,7 @@ class Convolution(Layer):
         xp = get_array_module(x)
         FN, C, FH, FW = self.filter_shape
         N, _, OH, OW = self.output_shape(x.shape)
-        groups = image_groups(N, C * FH * FW * OH * OW * x.dtype.itemsize, xp)
+        groups = fast.image_groups(N, C * FH * FW * OH * OW * x.dtype.itemsize, xp)
         buffer = xp.empty((groups[0].stop, C * FH * FW, OH * OW), dtype=x.dtype)
         for part in groups:
             size = part.stop - part.start
@@ -337,7 +337,7 @@ class Convolution(Layer):
         dW_flat = dW.reshape(FN, -1)  # (FN, C*FH*FW)
         dW_flat[...] = 0
         dx = xp.empty(x.shape, dtype=dout.dtype) if self.input_grad else None
-        W_T = transposed(W)  # (C*FH*FW, FN)
+        W_T = fast.transposed(W)  # (C*FH*FW, FN)
         for part, col in self._groups(x):
             # dW: one small product per image, summed over the images
             dW_flat += xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)
@@ -347,7 +347,7 @@ class Convolution(Layer):
         db = self.grad_out.get("b")
         if db is None:
             db = xp.empty(FN, dtype=dout.dtype)
-        dout.sum(axis=(0, 2), out=db)
+        fast.channel_sums(dout, out=db)  # = dout.sum(axis=(0, 2)), fast: see dlscratch.fast
         self.grads["W"], self.grads["b"] = dW, db
         return dx
 
