@@ -10,6 +10,7 @@ fast as float64 and accurate enough; gradient checks pass float64 explicitly).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -147,10 +148,28 @@ def set_num_threads(n: int | None):
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    return threadpool_limits(limits=n, user_api="blas")
+    controller = _THREADPOOLS.get("controller")
+    if controller is None:
+        controller = _THREADPOOLS["controller"] = ThreadpoolController()
+    _THREADPOOLS["threads"] = n
+    return controller.limit(limits=n, user_api="blas")
+
+
+_THREADPOOLS: dict = {}
+
+
+def one_blas_thread():
+    """A context in which BLAS runs single-threaded, for many small matrix products.
+
+    Does nothing unless :func:`set_num_threads` allowed more than one thread.
+    """
+    controller = _THREADPOOLS.get("controller")
+    if controller is None or _THREADPOOLS.get("threads", 1) < 2:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
 
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values :func:`keep_freed_memory` sets.

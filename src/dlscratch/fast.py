@@ -125,7 +125,10 @@ def image_groups(n_images: int, col_bytes_per_image: int, xp=np) -> list:
     a few images at a time into one small buffer, they stay in the cache
     between the copy and the product: a DeepConvNet forward pass takes about
     two thirds of the time (benchmarks/README.md). The products per group are
-    the same products, so the results are identical.
+    the same products, so the results are identical. Each group's products are
+    small, so the layer runs them with one BLAS thread
+    (:func:`dlscratch.backend.one_blas_thread`): with two, waking the second
+    thread costs more than it saves (measured: twice the time).
 
     On a GPU (``xp`` not NumPy) there is one group: the whole batch.
     """
@@ -133,3 +136,4 @@ def image_groups(n_images: int, col_bytes_per_image: int, xp=np) -> list:
         return [slice(0, n_images)]
     size = max(1, CACHE_BYTES // max(1, int(col_bytes_per_image)))
     return [slice(lo, min(n_images, lo + size)) for lo in range(0, n_images, size)]
+

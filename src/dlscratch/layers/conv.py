@@ -38,7 +38,7 @@ import numbers
 import numpy as np
 
 from dlscratch import fast
-from dlscratch.backend import get_array_module
+from dlscratch.backend import get_array_module, one_blas_thread
 from dlscratch.layers.aliases import grad_alias, param_alias
 from dlscratch.layers.base import Layer
 
@@ -163,13 +163,11 @@ def im2col(x, FH: int, FW: int, stride: int = 1, pad: int = 0):
     return view.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, C * FH * FW)
 
 
-def im2col_batched(x, FH: int, FW: int, stride: int = 1, pad: int = 0, *, out=None):
+def im2col_batched(x, FH: int, FW: int, stride: int = 1, pad: int = 0):
     """im2col per image, with one *column* per output pixel (the layout the layers use).
 
     x: (N, C, H, W) -> col: (N, C*FH*FW, OH*OW), the same numbers as
     :func:`im2col`: ``im2col(x) == col.transpose(0, 2, 1).reshape(-1, C*FH*FW)``.
-    ``out``: an optional contiguous array of that shape to write into (a buffer
-    reused between calls).
 
     Why this layout: ``W.reshape(FN, -1) @ col`` (a batched matrix product) is
     then (N, FN, OH*OW), which is the output in (N, FN, OH, OW) order without
@@ -180,13 +178,9 @@ def im2col_batched(x, FH: int, FW: int, stride: int = 1, pad: int = 0, *, out=No
     N, C, H, W, OH, OW = _window_shape(x.shape, FH, FW, stride, pad)
     xp = get_array_module(x)
     view = window_view(_pad_images(x, pad), FH, FW, stride)  # (N, C, FH, FW, OH, OW)
-    shape = (N, C * FH * FW, OH * OW)
-    if out is None:
-        out = xp.empty(shape, dtype=x.dtype)
-    elif out.shape != shape or not out.flags.c_contiguous:
-        raise ValueError(f"im2col_batched: out must be a contiguous array of shape {shape}")
-    out.reshape(view.shape)[...] = view
-    return out
+    col = xp.empty((N, C * FH * FW, OH * OW), dtype=x.dtype)
+    col.reshape(view.shape)[...] = view
+    return col
 
 
 def col2im_batched(col, x_shape, FH: int, FW: int, stride: int = 1, pad: int = 0):
@@ -298,16 +292,17 @@ class Convolution(Layer):
         OW = conv_output_size(W, FW, self.stride, self.pad, what=f"input width of {x_shape}")
         return (N, FN, OH, OW)
 
+    def _columns(self, x, part):
+        """im2col of the images ``x[part]``: (n, C*FH*FW, OH*OW)."""
+        FN, C, FH, FW = self.filter_shape
+        return im2col_batched(x[part], FH, FW, self.stride, self.pad)
+
     def _groups(self, x):
-        """(slice, column buffer) for each group of images of x (see the class docstring)."""
-        xp = get_array_module(x)
+        """The batch split into groups of images (see the class docstring)."""
         FN, C, FH, FW = self.filter_shape
         N, _, OH, OW = self.output_shape(x.shape)
-        groups = fast.image_groups(N, C * FH * FW * OH * OW * x.dtype.itemsize, xp)
-        buffer = xp.empty((groups[0].stop, C * FH * FW, OH * OW), dtype=x.dtype)
-        for part in groups:
-            size = part.stop - part.start
-            yield part, im2col_batched(x[part], FH, FW, self.stride, self.pad, out=buffer[:size])
+        col_bytes = C * FH * FW * OH * OW * x.dtype.itemsize
+        return fast.image_groups(N, col_bytes, get_array_module(x))
 
     def forward(self, x, *, train: bool = False):
         FN, C, FH, FW = self.filter_shape
@@ -316,8 +311,10 @@ class Convolution(Layer):
         xp = get_array_module(x)
         W = self.params["W"].reshape(FN, -1)  # (FN, C*FH*FW)
         out = xp.empty((N, FN, OH * OW), dtype=xp.result_type(x.dtype, W.dtype))
-        for part, col in self._groups(x):  # col: (n, C*FH*FW, OH*OW)
-            xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
+        with one_blas_thread():  # small products: see fast.image_groups
+            for part in self._groups(x):
+                col = self._columns(x, part)  # (n, C*FH*FW, OH*OW)
+                xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
         out += self.params["b"].reshape(FN, 1)
         self.x = x
         return out.reshape(N, FN, OH, OW)
@@ -330,20 +327,21 @@ class Convolution(Layer):
         x = self.x
         N = x.shape[0]
         dout = dout.reshape(N, FN, -1)  # (N, FN, OH*OW)
-        W = self.params["W"].reshape(FN, -1)
+        W_T = fast.transposed(self.params["W"].reshape(FN, -1))  # (C*FH*FW, FN)
         dW = self.grad_out.get("W")
         if dW is None:
             dW = xp.empty(self.filter_shape, dtype=dout.dtype)
         dW_flat = dW.reshape(FN, -1)  # (FN, C*FH*FW)
         dW_flat[...] = 0
         dx = xp.empty(x.shape, dtype=dout.dtype) if self.input_grad else None
-        W_T = fast.transposed(W)  # (C*FH*FW, FN)
-        for part, col in self._groups(x):
-            # dW: one small product per image, summed over the images
-            dW_flat += xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)
-            if dx is not None:
-                dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
-                dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
+        with one_blas_thread():
+            for part in self._groups(x):
+                col = self._columns(x, part)  # the group's columns, built again
+                # dW: one small product per image, summed over the images
+                dW_flat += xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)
+                if dx is not None:
+                    dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
+                    dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
         db = self.grad_out.get("b")
         if db is None:
             db = xp.empty(FN, dtype=dout.dtype)
