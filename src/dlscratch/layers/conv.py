@@ -311,11 +311,12 @@ class Convolution(Layer):
         xp = get_array_module(x)
         W = self.params["W"].reshape(FN, -1)  # (FN, C*FH*FW)
         out = xp.empty((N, FN, OH * OW), dtype=xp.result_type(x.dtype, W.dtype))
+        b = self.params["b"].reshape(FN, 1)
         with one_blas_thread():  # small products: see fast.image_groups
             for part in self._groups(x):
                 col = self._columns(x, part)  # (n, C*FH*FW, OH*OW)
                 xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
-        out += self.params["b"].reshape(FN, 1)
+                out[part] += b  # while the group's output is still in the cache
         self.x = x
         return out.reshape(N, FN, OH, OW)
 
