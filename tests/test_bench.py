@@ -35,6 +35,7 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
         "training",
         "accuracy",
         "inference",
+        "cnn_inference",
         "load_mnist",
         "numerical_gradient",
         "targets",
@@ -52,12 +53,18 @@ def test_quick_run_reports_every_section(tmp_path, capsys):
     ng = results["numerical_gradient"]
     assert ng["params"] == 784 * 50 + 50 + 50 * 10 + 10
     assert ng["s_per_param"] > 0 and ng["backprop_speedup"] > 1
-    for section in ("inference", "load_mnist"):  # measured, or skipped with a reason
+    assert "(e) SimpleConvNet" in table and "DeepConvNet inference" in table
+    for section in ("inference", "cnn_inference", "load_mnist"):  # measured, or skipped
         assert results[section].get("skipped") or len(results[section]) > 2
     if HAVE_MNIST:  # with the data at hand nothing may be skipped
         assert "skipped" not in results["load_mnist"], results["load_mnist"]
         assert 0 < results["load_mnist"]["cached_min_s"] and "load_mnist: cached" in table
+    if HAVE_MNIST:
+        cnn = results["cnn_inference"]
+        assert cnn["images"] == 1000 and cnn["ours"]["s"]["median"] > 0
+        assert "torch" not in cnn and "ratio" not in cnn  # --no-torch
     if HAVE_MNIST and HAVE_WEIGHTS:
+        assert results["cnn_inference"]["ours"]["accuracy"] > 0.95  # the book's weights
         inference = results["inference"]
         assert "skipped" not in inference, inference
         assert inference["images"] == 1000 and inference["accuracy"] > 0.9
@@ -69,13 +76,21 @@ def test_quick_run_beside_pytorch(tmp_path):
     from dlscratch.bench import main
 
     out = tmp_path / "bench.json"
-    args = ["--quick", "--configs", "b", "--accuracy-epochs", "0", "--json", str(out)]
+    args = ["--quick", "--configs", "b,e", "--accuracy-epochs", "0", "--json", str(out)]
     assert main(args) == 0
-    entry = json.loads(out.read_text())["training"]["b"]
-    for fw in ("torch", "torch_fused"):
-        assert entry[fw]["epoch_s"]["median"] > 0 and entry[fw]["peak_rss_mib"] > 0
-        ratio = entry[f"ratio_vs_{fw}"]
-        assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    results = json.loads(out.read_text())
+    for config in ("b", "e"):
+        entry = results["training"][config]
+        for fw in ("torch", "torch_fused"):
+            assert entry[fw]["epoch_s"]["median"] > 0 and entry[fw]["peak_rss_mib"] > 0
+            ratio = entry[f"ratio_vs_{fw}"]
+            assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    cnn = results["cnn_inference"]
+    if HAVE_MNIST:
+        assert cnn["ratio"]["median"] > 0
+    if HAVE_MNIST and HAVE_WEIGHTS:
+        # the same network with the same weights: the same answers on 1,000 test images
+        assert cnn["ours"]["accuracy"] == cnn["torch"]["accuracy"] > 0.95
 
 
 def test_module_entry_point_and_option_errors():

@@ -8,7 +8,9 @@ One run measures, side by side:
   - (a) ``TwoLayerNet`` 784-50-10 sigmoid + SGD(lr=0.1),
   - (b) ``MultiLayerNet`` 784-100-100-10 ReLU + Adam(lr=1e-3),
   - (c) (b) with batch normalization,
-  - (d) (b) with dropout (ratio 0.5);
+  - (d) (b) with dropout (ratio 0.5),
+  - (e) ``SimpleConvNet`` (chapter 7: conv 30x5x5 - ReLU - pool 2x2 - affine
+    4320-100 - ReLU - affine 100-10, weights of std 0.01) + Adam(lr=1e-3);
 
   and, when PyTorch is installed, the same networks in PyTorch (Adam both in
   its default and its ``fused=True`` form). The frameworks take turns epoch by
@@ -18,7 +20,9 @@ One run measures, side by side:
 * **accuracy** of (b) on the test set after 10 epochs (the speed work must
   not cost accuracy);
 * **inference** time of the book's pretrained 784-50-100-10 network on the
-  10,000 test images;
+  10,000 test images, and of chapter 8's ``DeepConvNet`` on them, 100 at a time,
+  beside the same network in PyTorch (``Conv2d`` + ``MaxPool2d``), the two
+  taking turns;
 * ``load_mnist`` from its cache;
 * **numerical gradient** time per parameter, against backpropagation.
 
@@ -28,7 +32,9 @@ PyTorch variant separately), which reads its own peak resident set size
 and each batch is converted to float32 in [0, 1] when drawn, in both
 frameworks. BLAS threads are set through the environment of those processes
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``) and
-``torch.set_num_threads``.
+``torch.set_num_threads``. Every process keeps freed memory for reuse, as the
+``dlscratch`` commands do (:func:`dlscratch.backend.keep_freed_memory`), PyTorch's
+included.
 
 ``--quick`` is a smoke run of a few seconds (1,000 images, one round, no
 warm-up) that only shows that everything runs; its numbers mean little.
@@ -83,6 +89,14 @@ CONFIGS = {
         "optimizer": ("adam", 1e-3),
         "dropout": 0.5,
     },
+    "e": {
+        "title": "(e) SimpleConvNet (ch. 7) + Adam(1e-3)",
+        "net": "simple-cnn",
+        "hidden": [100],
+        "activation": "relu",
+        "init": 0.01,
+        "optimizer": ("adam", 1e-3),
+    },
 }
 
 #: The frameworks compared; PyTorch's fused Adam only where there is an Adam.
@@ -95,8 +109,12 @@ TARGETS = (
     ("(a) ours / PyTorch", ("a", "torch"), 0.7),
     ("(c) ours / PyTorch", ("c", "torch"), 0.7),
     ("(d) ours / PyTorch", ("d", "torch"), 0.7),
+    ("(e) ours / PyTorch default Adam", ("e", "torch"), 0.5),
 )
-RSS_LIMIT_MIB = 300.0
+#: Peak resident memory of a training process, MiB: (b), and (e) whose im2col columns
+#: must be sized by the batch, not by the data set.
+RSS_LIMITS_MIB = {"b": 300.0, "e": 1024.0}
+CNN_INFERENCE_LIMIT = 1.0  # DeepConvNet inference, ours / PyTorch
 INFERENCE_LIMIT_S = 0.05
 LOAD_CACHED_LIMIT_S = 0.2
 ACCURACY_MIN = 0.97
@@ -117,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_configs,
         default=tuple(CONFIGS),
         metavar="LIST",
-        help="networks to train, comma-separated from a,b,c,d (default: all)",
+        help=f"networks to train, comma-separated from {','.join(CONFIGS)} (default: all)",
     )
     parser.add_argument(
         "--rounds",
@@ -213,9 +231,10 @@ def _build_ours(config: dict, seed: int, device: str):
 
     name, lr = config["optimizer"]
     cfg = RunConfig(
+        net=config.get("net", "mlp"),
         hidden=tuple(config["hidden"]),
         activation=config["activation"],
-        init=0.01 if config["activation"] == "sigmoid" else "he",
+        init=config.get("init", 0.01 if config["activation"] == "sigmoid" else "he"),
         batchnorm=config.get("batchnorm", False),
         dropout=config.get("dropout", 0.0),
         optimizer=name,
@@ -277,18 +296,12 @@ class _TorchRunner:
         nn = torch.nn
         (x, t), (xt, tt), _ = data
         self.torch, self.device, self.batch_size = torch, device, batch_size
-        sizes = [784, *config["hidden"], 10]
-        layers = []
-        for i in range(len(sizes) - 1):
-            layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-            if i == len(sizes) - 2:
-                break
-            if config.get("batchnorm"):
-                layers.append(nn.BatchNorm1d(sizes[i + 1], eps=1e-7, momentum=0.1))
-            layers.append(nn.ReLU() if config["activation"] == "relu" else nn.Sigmoid())
-            if "dropout" in config:
-                layers.append(nn.Dropout(config["dropout"]))
-        self.model = nn.Sequential(*layers).to(device)
+        if config.get("net") == "simple-cnn":
+            self.model = torch_simple_cnn(nn, config["hidden"][0]).to(device)
+            self.shape = (-1, 1, 28, 28)
+        else:
+            self.model = _torch_mlp(nn, config).to(device)
+            self.shape = (-1, 784)
         name, lr = config["optimizer"]
         params = self.model.parameters()
         if name == "sgd":
@@ -314,7 +327,7 @@ class _TorchRunner:
         start = time.perf_counter()
         for k in range(self.x.shape[0] // b):
             idx = order[k * b : (k + 1) * b]
-            xb = self.x[idx].float().div_(255.0)
+            xb = self.x[idx].float().div_(255.0).reshape(self.shape)
             self.opt.zero_grad(set_to_none=True)
             loss = f.cross_entropy(self.model(xb), self.t[idx])
             loss.backward()
@@ -331,9 +344,61 @@ class _TorchRunner:
         torch = self.torch
         self.model.eval()
         with torch.no_grad():
-            x = torch.from_numpy(to_float(self.x_test)).to(self.device)
+            x = torch.from_numpy(to_float(self.x_test)).to(self.device).reshape(self.shape)
             pred = self.model(x).argmax(dim=1).cpu().numpy()
         return float((pred == self.t_test).mean())
+
+
+def _torch_mlp(nn, config: dict):
+    sizes = [784, *config["hidden"], 10]
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i == len(sizes) - 2:
+            break
+        if config.get("batchnorm"):
+            layers.append(nn.BatchNorm1d(sizes[i + 1], eps=1e-7, momentum=0.1))
+        layers.append(nn.ReLU() if config["activation"] == "relu" else nn.Sigmoid())
+        if "dropout" in config:
+            layers.append(nn.Dropout(config["dropout"]))
+    return nn.Sequential(*layers)
+
+
+def torch_simple_cnn(nn, hidden: int = 100):
+    """Chapter 7's SimpleConvNet in PyTorch (``nn`` is ``torch.nn``)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(30 * 12 * 12, hidden), nn.ReLU(), nn.Linear(hidden, 10),
+    )
+
+
+def torch_deep_cnn(nn, params: dict | None = None):
+    """Chapter 8's DeepConvNet in PyTorch, optionally with the book's arrays ``W1``...``b8``.
+
+    Inference only: the dropout layers are left out, and with the book's arrays the
+    hidden layer is scaled by 0.5 (the book's dropout at test time) through ``W8``.
+    """
+    import torch
+
+    from dlscratch.nets.cnn import DEEP_CONV_PARAMS
+
+    layers, channels, convs = [], 1, []
+    for i, p in enumerate(DEEP_CONV_PARAMS):
+        conv = nn.Conv2d(channels, p["filter_num"], p["filter_size"], padding=p["pad"])
+        layers += [conv, nn.ReLU()]
+        convs.append(conv)
+        channels = p["filter_num"]
+        if i % 2:
+            layers.append(nn.MaxPool2d(2))
+    fc7, fc8 = nn.Linear(64 * 4 * 4, 50), nn.Linear(50, 10)
+    layers += [nn.Flatten(), fc7, nn.ReLU(), fc8]
+    if params is not None:
+        with torch.no_grad():
+            for i, layer in enumerate([*convs, fc7, fc8], start=1):
+                W = torch.from_numpy(np.asarray(params[f"W{i}"], dtype=np.float32))
+                layer.weight.copy_(W if i <= 6 else W.T * (0.5 if i == 8 else 1.0))
+                layer.bias.copy_(torch.from_numpy(np.asarray(params[f"b{i}"], np.float32)))
+    return nn.Sequential(*layers).eval()
 
 
 # ============================================================================ worker process
@@ -353,6 +418,9 @@ def _worker(spec: dict) -> int:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
+    from dlscratch.backend import keep_freed_memory
+
+    keep_freed_memory()
     start = time.perf_counter()
     data = _load_data(spec)
     config = CONFIGS[spec["config"]]
@@ -560,6 +628,64 @@ def bench_inference(weights, *, data_dir, repeats, quick) -> dict:
     }
 
 
+def bench_cnn_inference(weights, *, data_dir, repeats, quick, threads, with_torch) -> dict:
+    """DeepConvNet (chapter 8) on the test images, 100 at a time, ours and PyTorch's in turn.
+
+    With the book's ``deep_convnet_params.pkl`` (found like ``--weights``) both
+    networks carry its weights and their accuracies must agree; without it, both
+    run on He-initialised weights (the time does not depend on the values).
+    """
+    from dlscratch.data import load_mnist
+    from dlscratch.io import DEEP_CONVNET_FILE, find_book_weights, read_book_pickle
+    from dlscratch.nets import DeepConvNet
+
+    try:
+        _, (x, t) = load_mnist(normalize=True, data_dir=data_dir)
+    except Exception as exc:
+        return {"skipped": f"no MNIST test set: {exc}"}
+    if quick:
+        x, t = x[:QUICK_SAMPLES], t[:QUICK_SAMPLES]
+    try:
+        path = find_book_weights(weights, name=DEEP_CONVNET_FILE)
+        params = read_book_pickle(path)
+    except FileNotFoundError:
+        path, params = None, None
+    if params is not None:
+        from dlscratch.book_weights import load_book_network
+
+        net = load_book_network(path, dtype=np.float32)
+    else:
+        net = DeepConvNet(rng=0)
+    runs = {"ours": lambda: [net.predict(x[i : i + 100]) for i in range(0, len(x), 100)]}
+    if with_torch:
+        import torch
+
+        torch.set_num_threads(threads)
+        model = torch_deep_cnn(torch.nn, params)
+        xt = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, 1, 28, 28)))
+
+        def torch_run():
+            with torch.no_grad():
+                return [model(xt[i : i + 100]).numpy() for i in range(0, len(x), 100)]
+
+        runs["torch"] = torch_run
+    times = {name: [] for name in runs}
+    scores = {name: run() for name, run in runs.items()}  # warm-up, and the answers
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    result = {"weights": str(path) if path else "He-initialised (book file not found)",
+              "images": int(len(x))}
+    for name in runs:
+        result[name] = {"s": _spread(times[name]),
+                        "accuracy": float((np.concatenate(scores[name]).argmax(1) == t).mean())}
+    if "torch" in runs:
+        result["ratio"] = _spread([a / b for a, b in zip(times["ours"], times["torch"])])
+    return result
+
+
 def bench_load_mnist(data_dir, *, repeats) -> dict:
     """Seconds for ``load_mnist`` from its cache (median and range of ``repeats`` calls)."""
     from dlscratch.data import load_mnist
@@ -657,15 +783,20 @@ def _targets(results: dict) -> list:
         ratio = training.get(config, {}).get(f"ratio_vs_{fw}")
         if ratio is not None:
             rows.append(_target(title, ratio["median"], limit))
-    b = training.get("b")
-    if b:
-        ours = b["ours"]["peak_rss_mib"]
-        if ours is not None:
-            rows.append(_target("(b) peak RSS, MiB", ours, RSS_LIMIT_MIB))
-            if b.get("torch", {}).get("peak_rss_mib") is not None:
-                rows.append(
-                    _target("(b) peak RSS ours / PyTorch", ours / b["torch"]["peak_rss_mib"], 1.0)
-                )
+    for config, limit in RSS_LIMITS_MIB.items():
+        entry = training.get(config)
+        ours = entry and entry["ours"]["peak_rss_mib"]
+        if ours is None:
+            continue
+        rows.append(_target(f"({config}) peak RSS, MiB", ours, limit))
+        if config == "b" and entry.get("torch", {}).get("peak_rss_mib") is not None:
+            rows.append(
+                _target("(b) peak RSS ours / PyTorch", ours / entry["torch"]["peak_rss_mib"], 1.0)
+            )
+    cnn = results.get("cnn_inference", {})
+    if "ratio" in cnn and cnn["images"] == 10000:
+        rows.append(_target("DeepConvNet inference ours / PyTorch", cnn["ratio"]["median"],
+                            CNN_INFERENCE_LIMIT))
     inference = results.get("inference", {})
     if "one_batch_s" in inference and inference["images"] == 10000:
         rows.append(
@@ -739,6 +870,10 @@ def run(args) -> dict:
         results["accuracy"] = {"skipped": "--accuracy-epochs 0"}
     results["inference"] = bench_inference(
         args.weights, data_dir=args.data_dir, repeats=3 if quick else 20, quick=quick
+    )
+    results["cnn_inference"] = bench_cnn_inference(
+        args.weights, data_dir=args.data_dir, repeats=1 if quick else 5, quick=quick,
+        threads=args.threads, with_torch=with_torch,
     )
     results["load_mnist"] = bench_load_mnist(args.data_dir, repeats=2 if quick else 5)
     results["numerical_gradient"] = bench_numerical_gradient(quick=quick)
@@ -816,6 +951,18 @@ def format_report(results: dict) -> str:
             f"({inf['images_per_s']:,.0f} images/s), "
             f"{inf['batches_of_100_s'] * 1e3:.1f} ms in batches of 100; "
             f"accuracy {inf['accuracy']:.4f}"
+        )
+    cnn = results.get("cnn_inference", {"skipped": "not measured"})
+    if "skipped" in cnn:
+        lines.append(f"DeepConvNet inference: skipped ({cnn['skipped']})")
+    else:
+        parts = [
+            f"{name} {cnn[name]['s']['median']:.2f} s (accuracy {cnn[name]['accuracy']:.4f})"
+            for name in ("ours", "torch") if name in cnn
+        ]
+        ratio = f"; ours / torch {_fmt_ratio(cnn['ratio'])}" if "ratio" in cnn else ""
+        lines.append(
+            f"DeepConvNet inference, {cnn['images']:,} images by 100: {', '.join(parts)}{ratio}"
         )
     load = results["load_mnist"]
     if "skipped" in load:
