@@ -13,7 +13,12 @@ Measures, in float32 with the same number of BLAS / PyTorch threads (``--threads
 * DeepConvNet inference (chapter 8) on ``--images`` test images, 100 at a time;
 * the same two with PyTorch (``Conv2d`` + ``MaxPool2d``) when it is installed.
 
-Each figure is the median of ``--repeat`` runs, with the range; ratios are ours / PyTorch.
+Each figure is the median of ``--repeat`` runs, with the range; the cases take turns
+within a repeat, and the ratios ours / PyTorch are taken repeat by repeat.
+
+``dlscratch bench`` measures the same two cases as whole epochs in separate processes,
+with their peak memory (configuration (e) and "DeepConvNet inference"); this script
+adds the share of the matrix products and runs in about a minute.
 """
 
 from __future__ import annotations
@@ -90,17 +95,11 @@ def ours_inference(x, batch: int, seed: int) -> float:
 
 
 def torch_training(torch, x, t, steps: int, batch: int, seed: int) -> float:
+    from dlscratch.bench import torch_simple_cnn
+
     nn = torch.nn
     torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 30, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(4320, 100),
-        nn.ReLU(),
-        nn.Linear(100, 10),
-    )
+    model = torch_simple_cnn(nn)
     opt = torch.optim.Adam(model.parameters(), lr=0.001)
     loss_fn = nn.CrossEntropyLoss()
     xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))
@@ -120,16 +119,10 @@ def torch_training(torch, x, t, steps: int, batch: int, seed: int) -> float:
 
 
 def torch_inference(torch, x, batch: int, seed: int) -> float:
-    nn = torch.nn
+    from dlscratch.bench import torch_deep_cnn
+
     torch.manual_seed(seed)
-    layers, c = [], 1
-    for i, (fn, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
-        layers += [nn.Conv2d(c, fn, 3, padding=pad), nn.ReLU()]
-        c = fn
-        if i % 2:
-            layers.append(nn.MaxPool2d(2))
-    layers += [nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 10)]
-    model = nn.Sequential(*layers).eval()
+    model = torch_deep_cnn(torch.nn)
     xt = torch.from_numpy(x.reshape(-1, 1, 28, 28))
     with torch.no_grad():
         model(xt[:batch])
