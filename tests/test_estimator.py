@@ -352,7 +352,7 @@ def test_parameters_become_a_run_configuration_from_the_registries():
         dtype="float64",
     )
     cfg = est.run_config(seed=11)
-    assert cfg.hidden == (7, 5) and cfg.activation == "leaky_relu" and cfg.init == "he"
+    assert cfg.hidden == (7, 5) and cfg.activation == "leaky_relu" and cfg.weight_init == "he"
     assert cfg.activation_options == {"alpha": 0.2}
     assert cfg.optimizer == "adamw" and cfg.optimizer_options == {
         "weight_decay": 0.05,
@@ -361,7 +361,7 @@ def test_parameters_become_a_run_configuration_from_the_registries():
     assert cfg.learning_rate == 0.001  # None: AdamW's default rate
     assert (cfg.weight_decay, cfg.epochs, cfg.threads, cfg.seed) == (1e-3, 4, 1, 11)
     assert (cfg.early_stopping, cfg.val_split, cfg.dtype) == (3, 0.2, "float64")
-    assert MLPClassifier(activation="tanh").run_config().init == "xavier"
+    assert MLPClassifier(activation="tanh").run_config().weight_init == "xavier"
     assert MLPClassifier(solver="sgd").run_config().learning_rate == 0.1
 
 

@@ -126,4 +126,17 @@ def test_every_activation_names_a_valid_initialisation(name):
 
     init = ACTIVATIONS[name].preferred_init
     assert RunConfig(activation=name, init=init).init == init
-    assert MLPClassifier(activation=name).run_config().init == init
+    assert MLPClassifier(activation=name).run_config().weight_init == init
+    assert RunConfig(activation=name).weight_init == init  # the default follows the activation
+
+
+def test_weight_init_defaults_to_the_networks_own():
+    """init left unset: the book's choices (section 6.2, chapters 7-8); set, it is kept."""
+    assert RunConfig().init is None and RunConfig().weight_init == "he"  # ReLU
+    assert RunConfig(activation="sigmoid").weight_init == "xavier"
+    assert RunConfig(net="simple-cnn").weight_init == 0.01  # chapter 7's weight_init_std
+    assert RunConfig(net="deep-cnn").weight_init == "he"
+    assert RunConfig(net="simple-cnn", init="he").weight_init == "he"
+    net = RunConfig(net="simple-cnn").build_network(0)
+    assert 0.008 < float(net.params["W2"].std()) < 0.012  # std 0.01, not He's 0.02
+    assert "init 0.01" in RunConfig(net="simple-cnn").describe()

@@ -86,7 +86,7 @@ class RunConfig:
     hidden: tuple | None = None
     activation: str = "relu"
     activation_options: dict = field(default_factory=dict)
-    init: Any = "he"
+    init: Any = None
     batchnorm: bool = False
     dropout: float | None = None
     weight_decay: float = 0.0
@@ -207,6 +207,21 @@ class RunConfig:
         return float(_registry("network").get_class(self.net).defaults["dropout"])
 
     @property
+    def weight_init(self):
+        """``init``, or the network's own default when it is None.
+
+        ``mlp``: the activation's own choice (He for ReLU-like units, Xavier for
+        sigmoid and tanh, section 6.2); the convolutional networks: the book's
+        (a standard deviation of 0.01 for SimpleConvNet, He for DeepConvNet).
+        """
+        if self.init is not None:
+            return self.init
+        default = _registry("network").get_class(self.net).defaults.get("init")
+        if default is None:
+            return _registry("activation").get_class(self.activation).preferred_init
+        return default
+
+    @property
     def learning_rate(self) -> float:
         """``lr``, or the optimizer's default rate when ``lr`` is None."""
         if self.lr is not None:
@@ -269,7 +284,7 @@ class RunConfig:
             arch = f"network {sizes} {self.activation}"
         else:
             arch = f"network {self.net}"
-        extras = [f"init {self.init}"]
+        extras = [f"init {self.weight_init}"]
         if self.activation_options:
             extras += [f"{k} {v:g}" for k, v in self.activation_options.items()]
         if self.batchnorm:
@@ -297,7 +312,9 @@ _FIELD_OPTIONS = (
            "(default: the network's own, 100,100 for mlp)"),
     Option("activation", str, "relu", "hidden activation"),
     Option("activation_options", dict, {}, "options of the activation (e.g. alpha)"),
-    Option("init", str, "he", "weight initialisation: he, xavier or a standard deviation"),
+    Option("init", str, None, "weight initialisation: he, xavier or a standard deviation "
+           "(default: the network's own; for mlp the activation's: he for ReLU-like units, "
+           "xavier for sigmoid and tanh)"),
     Option("batchnorm", bool, False, "batch normalization after every hidden affine layer"),
     Option("dropout", float, None, "dropout ratio after every hidden activation (0: off; "
            "default: the network's own, off for mlp)", low=0.0, high=1.0, high_open=True),
@@ -330,7 +347,7 @@ def _check_field(name: str, value, cfg: RunConfig):
     if name == "hidden":
         return _check_hidden(value)
     if name == "init":
-        return _check_init(value)
+        return None if value is None else _check_init(value)
     if name in ("activation_options", "optimizer_options"):
         owner = "activation" if name == "activation_options" else "optimizer"
         if not isinstance(value, dict):

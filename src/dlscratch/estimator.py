@@ -31,7 +31,6 @@ import numpy as np
 
 from dlscratch.config import RunConfig, RunData, build_trainer
 from dlscratch.functions import softmax
-from dlscratch.layers import ACTIVATIONS
 
 __all__ = ["MLPClassifier", "NotFittedError", "THREADS_ENV"]
 
@@ -293,8 +292,6 @@ class MLPClassifier(*_BASES):
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}")
         if p["early_stopping"]:
             fields["val_split"] = float(fraction)
-        # the activation's own choice (He for ReLU-like units, Xavier otherwise)
-        fields["init"] = ACTIVATIONS.get_class(fields["activation"]).preferred_init
         fields["activation_options"] = _options("activation_options", p["activation_options"])
         options = _options("optimizer_options", p["optimizer_options"])
         for param, option in OPTIMIZER_PARAMS.items():

@@ -179,8 +179,20 @@ def add_run_options(parser: argparse.ArgumentParser, *, skip=()) -> None:
                           help=f"hidden layer sizes, comma-separated (default: the network's "
                           f"own: {own})")
             elif name == "init":
+                from dlscratch.layers import ACTIVATIONS
+                from dlscratch.nets import ARCHITECTURES
+
+                by_init: dict = {}
+                for act in ACTIVATIONS:
+                    by_init.setdefault(ACTIVATIONS[act].preferred_init, []).append(act)
+                acts = "; ".join(f"{k} for {', '.join(v)}" for k, v in by_init.items())
+                own = "; ".join(
+                    f"{ARCHITECTURES[n].defaults['init']} for {n}"
+                    for n in ARCHITECTURES if ARCHITECTURES[n].defaults.get("init") is not None
+                )
                 kw.update(type=init_method, metavar="he|xavier|STD",
-                          help="weight initialisation: he (default), xavier or a std like 0.01")
+                          help="weight initialisation: he, xavier or a std like 0.01 (default: "
+                          f"the network's own: for mlp the activation's ({acts}); {own})")
             elif option.type is bool:
                 kw.update(action="store_true", help=option.help)
             elif name == "lr":

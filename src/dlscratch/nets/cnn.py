@@ -369,7 +369,7 @@ def _from_config(cls, cfg, rng, input_shape, n_classes, **extra):
         input_dim=_image_shape(input_shape),
         hidden_size=cfg.hidden_sizes[0],
         output_size=n_classes,
-        weight_init_std=cfg.init,
+        weight_init_std=cfg.weight_init,
         weight_decay_lambda=cfg.weight_decay,
         dtype=cfg.dtype,
         rng=rng,
@@ -384,7 +384,7 @@ def simple_cnn(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> Simpl
     return _from_config(SimpleConvNet, cfg, rng, input_shape, n_classes)
 
 
-simple_cnn.defaults = {"hidden": (100,), "dropout": 0.0}
+simple_cnn.defaults = {"hidden": (100,), "dropout": 0.0, "init": 0.01}  # the book's
 simple_cnn.fixed = {"activation": "relu", "batchnorm": False, "dropout": 0.0}
 simple_cnn.hidden_layers = 1
 
@@ -396,6 +396,6 @@ def deep_cnn(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> DeepCon
                         dropout_ratio=cfg.dropout_ratio)
 
 
-deep_cnn.defaults = {"hidden": (50,), "dropout": 0.5}
+deep_cnn.defaults = {"hidden": (50,), "dropout": 0.5, "init": "he"}
 deep_cnn.fixed = {"activation": "relu", "batchnorm": False}
 deep_cnn.hidden_layers = 1

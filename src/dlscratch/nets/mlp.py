@@ -269,7 +269,7 @@ def mlp(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> MultiLayerNe
         n_classes,
         activation=cfg.activation,
         activation_options=cfg.activation_options,
-        weight_init_std=cfg.init,
+        weight_init_std=cfg.weight_init,
         weight_decay_lambda=cfg.weight_decay,
         use_batchnorm=cfg.batchnorm,
         use_dropout=dropout > 0,
@@ -280,4 +280,4 @@ def mlp(cfg, *, rng=None, input_shape=(1, 28, 28), n_classes=10) -> MultiLayerNe
     )
 
 
-mlp.defaults = {"hidden": (100, 100), "dropout": 0.0}
+mlp.defaults = {"hidden": (100, 100), "dropout": 0.0, "init": None}  # None: the activation's
