@@ -27,6 +27,27 @@ JSON_MAX_BYTES = 16 * 2**20
 JSON_MAX_DEPTH = 64
 
 
+#: How :func:`atomic_path` names its temporary files (``.tmp-XXXXXXXX<suffix>``).
+TEMP_PREFIX = ".tmp-"
+
+
+def remove_temporaries(folder) -> list:
+    """Remove the temporary files :func:`atomic_path` left in ``folder``; return their names.
+
+    A writer killed between creating its temporary file and renaming it
+    (SIGKILL, a power cut) leaves the file behind; the target itself is intact.
+    Call this only while no other process can be writing into ``folder``
+    (holding the run folder's lock, as the commands do when they claim one).
+    """
+    removed = []
+    for entry in Path(folder).iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file() and not entry.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry.name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path next to ``path``; move it onto ``path`` on success.
@@ -42,7 +63,7 @@ def atomic_path(path, suffix: str | None = None):
         suffix = path.suffix if len(path.suffix) <= 16 else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise _naming(exc, path, None) from None

@@ -232,3 +232,26 @@ def test_a_kill_while_saving_leaves_a_complete_checkpoint(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".tmp-")) == [
         "checkpoint.npz"
     ]
+
+
+def test_a_resumed_run_clears_what_a_killed_save_left(tmp_path, capsys):
+    """A run killed mid-save leaves a temporary file beside its intact checkpoint; the next
+    claim of the folder (resume, or a new run with --overwrite) removes it, and a folder
+    holding nothing else counts as empty again."""
+    from dlscratch.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--limit", "300", "--epochs", "1", "--val-split", "0", "--hidden", "8",
+            "--progress", "none", "--out", str(run)]
+    assert main(args) == 0
+    stale = run / ".tmp-k1ll3d.npz"
+    stale.write_bytes(b"half a checkpoint")
+    (run / ".tmp-elsewhere").mkdir()  # not a file this library writes: left alone
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--progress", "none"]) == 0
+    assert not stale.exists() and (run / ".tmp-elsewhere").is_dir()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".tmp-abcdefgh.json").write_text("{")
+    assert main([*args[:-1], str(fresh)]) == 0  # not refused as "not empty"
+    assert not (fresh / ".tmp-abcdefgh.json").exists()
+    capsys.readouterr()

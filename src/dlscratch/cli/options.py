@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dlscratch.config import RUNS_DIR
 from dlscratch.data.mnist import DATASETS
+from dlscratch.fileio import TEMP_PREFIX, remove_temporaries
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -125,7 +126,10 @@ def _key(out: Path) -> str:
 def _check_free(out: Path, overwrite: bool, hint: str = "") -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    if out.is_dir() and not overwrite and any(p.name != LOCK_NAME for p in out.iterdir()):
+    leftovers = (LOCK_NAME, TEMP_PREFIX)  # a lock, a killed writer's temporary files
+    if out.is_dir() and not overwrite and any(
+        not p.name.startswith(leftovers) for p in out.iterdir()
+    ):
         raise ValueError(
             f"output folder {out} already exists and is not empty; choose another --out, "
             f"{hint}or pass --overwrite to replace its files"
@@ -145,7 +149,8 @@ def claim_output_folder(
     Holding the lock, the folder is checked again (not empty and no
     ``overwrite``: refused; ``overwrite`` None means what
     :func:`choose_output_folder` was told), unless ``resume``; then the
-    command's ``owned_files`` left by an older run are removed.
+    command's ``owned_files`` left by an older run are removed. Temporary files
+    of a run killed while saving go first (:func:`dlscratch.fileio.remove_temporaries`).
     """
     out = Path(out)
     key = _key(out)
@@ -165,6 +170,8 @@ def claim_output_folder(
         raise
     _CLAIMS[key] = (fd, created, out)
     try:
+        # what a writer killed mid-save left behind (the lock keeps live writers out)
+        remove_temporaries(out)
         if not resume:
             if overwrite is None:
                 overwrite, hint = _CHOSEN.get(key, (False, ""))
