@@ -30,13 +30,6 @@ DEEP_CONV_PARAMS = (
 
 _CONV_KEYS = ("filter_num", "filter_size", "pad", "stride")
 
-#: Both networks pool before the ReLU where the book has "relu - pool". Max pooling
-#: and ReLU commute: ``max(relu(a), relu(b)) == relu(max(a, b))``, exactly, since
-#: both only pick numbers; and the gradients agree too: each window's gradient goes
-#: to its first maximum, and only when that maximum is positive (the tests compare
-#: both orders). Pooling first, the ReLU's forward and backward touch a quarter of
-#: the numbers, a sixth of a SimpleConvNet step (benchmarks/README.md).
-POOL_BEFORE_RELU = True
 
 
 def _check_input_dim(input_dim) -> tuple:
@@ -85,6 +78,19 @@ class ConvNetBase(Network):
     #: im2col columns grow with the batch (DeepConvNet: 0.45 GB for 1000 images), so
     #: evaluation runs 100 images at a time.
     eval_batch_size = 100
+    #: Where the book has "relu - pool", pool first (False: the book's order). Max
+    #: pooling and ReLU commute: ``max(relu(a), relu(b)) == relu(max(a, b))`` exactly,
+    #: since both only pick numbers; the gradients agree too, as each window's gradient
+    #: goes to its first maximum, and only when that maximum is positive (a test
+    #: compares both orders). Pooling first, the ReLU's forward and backward touch a
+    #: quarter of the numbers (benchmarks/README.md).
+    pool_before_relu: bool = True
+
+    def _relu_and_pool(self, relu_name: str, pool_name: str):
+        """Add the ReLU and the 2x2 max pool, in the order :attr:`pool_before_relu` says."""
+        pair = [(relu_name, Relu()), (pool_name, Pooling(2, 2, stride=2))]
+        for name, layer in reversed(pair) if self.pool_before_relu else pair:
+            self.layers[name] = layer
 
     def _as_input(self, x):
         """x: (N, C*H*W) or (N, C, H, W) -> (N, C, H, W), validated and cast to the dtype."""
@@ -143,7 +149,7 @@ class SimpleConvNet(ConvNetBase):
     With the defaults (MNIST, 30 filters of 5x5): OH = OW = 24, and W2 is (4320, 100).
 
     The book applies the ReLU and then the pool; here the pool comes first
-    (:data:`POOL_BEFORE_RELU`). Max pooling and ReLU commute exactly, outputs
+    (:attr:`pool_before_relu`). Max pooling and ReLU commute exactly, outputs
     and gradients alike, and the ReLU then sees a quarter of the numbers.
 
     Parameters
@@ -201,8 +207,7 @@ class SimpleConvNet(ConvNetBase):
         self.layers["Conv1"] = Convolution(
             weight((FN, C, FS, FS), C * FS * FS), zeros(np.zeros(FN)), stride, pad
         )
-        self.layers["Pool1"] = Pooling(2, 2, stride=2)  # before Relu1: see POOL_BEFORE_RELU
-        self.layers["Relu1"] = Relu()
+        self._relu_and_pool("Relu1", "Pool1")
         self.layers["Affine2"] = Affine(
             weight((pool_size, self.hidden_size), pool_size), zeros(np.zeros(self.hidden_size))
         )
@@ -238,7 +243,7 @@ class DeepConvNet(ConvNetBase):
         affine - relu - dropout - affine - dropout - softmax
 
     (each "relu - pool" is computed as "pool - relu", which is the same
-    function, with a quarter of the work: :data:`POOL_BEFORE_RELU`).
+    function, with a quarter of the work: :attr:`pool_before_relu`).
 
     Six 3x3 convolutions of 16, 16, 32, 32, 64, 64 filters (pad 1, the fourth
     pad 2, as in the book's code), three 2x2 max pools, then affine layers of
@@ -312,11 +317,11 @@ class DeepConvNet(ConvNetBase):
             conv = Convolution(Wc, self._arr(np.zeros(FN)), p["stride"], p["pad"])
             self.layers[f"Conv{i}"] = conv
             shape = conv.output_shape((1, *shape))[1:]
-            if i % 2 == 0:  # the pool before the ReLU: see POOL_BEFORE_RELU
-                pool = Pooling(2, 2, stride=2)
-                self.layers[f"Pool{i // 2}"] = pool
-                shape = pool.output_shape((1, *shape))[1:]
-            self.layers[f"Relu{i}"] = Relu()
+            if i % 2 == 0:
+                self._relu_and_pool(f"Relu{i}", f"Pool{i // 2}")
+                shape = self.layers[f"Pool{i // 2}"].output_shape((1, *shape))[1:]
+            else:
+                self.layers[f"Relu{i}"] = Relu()
         flat = int(np.prod(shape))
         sizes = [(flat, self.hidden_size), (self.hidden_size, self.output_size)]
         for i, (fan_in, fan_out) in enumerate(sizes, start=7):
