@@ -1,5 +1,6 @@
 """The package's face: every public name resolves, and importing the core stays light."""
 
+import os
 import subprocess
 import sys
 
@@ -70,3 +71,34 @@ def test_a_fresh_process_finds_data_only_through_its_settings(tmp_path):
                          env=env)
     assert out.returncode != 0 and "not found" in out.stderr.lower()
     assert str(tmp_path / "shared") not in out.stderr  # never looked there
+
+
+@pytest.mark.skipif(not os.environ.get("DLSCRATCH_CI"), reason=".ci/run installs the test "
+                    "extra; elsewhere a missing optional library only skips its tests")
+def test_ci_has_every_test_dependency():
+    """Under .ci/run (which sets ``DLSCRATCH_CI``) every requirement of the ``test`` extra, and of
+    the extras it names, is installed: a missing one would silently skip whole test files
+    (as a renamed HTTP client once did to the web API's tests)."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import tomllib
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    wanted, todo = set(), ["test"]
+    while todo:
+        for line in extras[todo.pop()]:
+            req = Requirement(line)
+            if req.name == "dlscratch":
+                todo += sorted(req.extras)
+            else:
+                wanted.add(req.name)
+    missing = []
+    for name in sorted(wanted):
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    assert not missing, f"not installed under CI: {missing}"

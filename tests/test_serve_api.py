@@ -20,7 +20,7 @@ import pytest
 from shared_data import BOOK_WEIGHTS, needs_mnist, needs_weights
 
 pytest.importorskip("fastapi", reason="dlscratch serve needs FastAPI: pip install 'dlscratch[web]'")
-pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
+pytest.importorskip("httpx2", reason="the test client needs httpx2: pip install 'dlscratch[test]'")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
