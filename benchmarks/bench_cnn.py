@@ -3,8 +3,8 @@
     python benchmarks/bench_cnn.py              # a tenth of an epoch, extrapolated (about a minute)
     python benchmarks/bench_cnn.py --full       # a whole epoch and all 10,000 test images
     python benchmarks/bench_cnn.py --no-torch   # ours only
-    python benchmarks/bench_cnn.py --no-torch --cache-bytes 0 --return-freed-memory
-                                                # without the two memory measures
+    python benchmarks/bench_cnn.py --no-torch --cache-bytes 0
+                                                # convolutions on the whole batch at once
 
 Measures, in float32 with the same number of BLAS / PyTorch threads (``--threads``, 2):
 
@@ -145,21 +145,16 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-bytes", type=int, default=None,
                         help="convolution group size in bytes of columns (default: "
                         "dlscratch.fast.CACHE_BYTES; 0: the whole batch at once)")
-    parser.add_argument("--return-freed-memory", action="store_true",
-                        help="leave glibc's malloc as it is (no keep_freed_memory)")
     args = parser.parse_args(argv)
     if args.full:
         args.steps, args.images = STEPS_PER_EPOCH, 10_000
 
-    from dlscratch.backend import blas_info, keep_freed_memory, set_num_threads
+    import dlscratch.fast
+    from dlscratch.backend import blas_info, set_num_threads
     from dlscratch.data import load_mnist
 
     set_num_threads(args.threads)
-    # as `dlscratch train` does; process-wide, so PyTorch runs with it too
-    tuned = False if args.return_freed_memory else keep_freed_memory()
     if args.cache_bytes is not None:
-        import dlscratch.fast
-
         dlscratch.fast.CACHE_BYTES = args.cache_bytes or 2**62
     torch = None
     if not args.no_torch:
@@ -172,9 +167,7 @@ def main(argv=None) -> int:
     (x, t), (x_test, _) = load_mnist(normalize=True, flatten=True)
     x_test = np.ascontiguousarray(x_test[: args.images])
     scale = STEPS_PER_EPOCH / args.steps
-    import dlscratch.fast
-
-    print(f"threads {args.threads}; BLAS {blas_info()}; freed memory kept for reuse: {tuned}; "
+    print(f"threads {args.threads}; BLAS {blas_info()}; "
           f"convolution groups of {dlscratch.fast.CACHE_BYTES:,} bytes of columns")
     print(f"SimpleConvNet training: {args.steps} steps (x{scale:g} = one epoch), batch 100, Adam")
 

@@ -110,26 +110,3 @@ def test_convolution_in_groups_equals_one_product_over_the_batch(rng):
     dx_expected = col2im(dflat @ W.reshape(FN, -1), x.shape, 3, 3, 1, 1)
     np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-12)
 
-
-def test_keep_freed_memory_applies_once_and_yields_to_the_environment():
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "from dlscratch.backend import keep_freed_memory as k; import ctypes.util, sys; "
-        "first = k(); print(first, k() == first)"
-    )
-
-    def run(extra_env):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-        done = subprocess.run([sys.executable, "-c", code], env={**env, **extra_env},
-                              capture_output=True, text=True, check=True)
-        return done.stdout.split()
-
-    glibc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
-    first, stable = run({})
-    assert stable == "True"
-    if glibc:
-        assert first == "True"  # glibc accepted both thresholds
-    assert run({"MALLOC_TRIM_THRESHOLD_": "131072"}) == ["False", "True"]

@@ -172,52 +172,6 @@ def one_blas_thread():
     return controller.limit(limits=1, user_api="blas")
 
 
-#: glibc ``mallopt`` parameters (malloc.h) and the values :func:`keep_freed_memory` sets.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 32 * 1024 * 1024  # the largest glibc accepts on 64-bit systems
-_TRIM_THRESHOLD = 1024 * 1024 * 1024
-_MALLOC_TUNED: dict = {}
-
-
-def keep_freed_memory() -> bool:
-    """Let freed arrays' memory be reused instead of handed back to the system (glibc only).
-
-    A training step allocates and frees the same large arrays every time (a
-    convolution's im2col columns, 6 MB for a SimpleConvNet batch; its outputs
-    and their gradients). glibc's ``malloc`` serves such blocks with ``mmap``
-    and returns them with ``munmap``, so every step the kernel maps fresh pages
-    and fills them with zeros: a third of a SimpleConvNet step, measured in
-    ``benchmarks/README.md``. This raises glibc's ``mmap`` threshold to 32 MiB
-    and its trim threshold to 1 GiB, so that freed blocks stay in the process
-    and the next step reuses them. The results do not change; the process's
-    memory stays near its peak instead of shrinking between steps.
-
-    Process-wide, so the library never does it on import: the ``dlscratch``
-    commands, the search's trial workers and the benchmarks call it; a program
-    that trains convolutional networks can call it once at start. Does nothing
-    (returns False) off glibc, or when ``MALLOC_MMAP_THRESHOLD_`` or
-    ``MALLOC_TRIM_THRESHOLD_`` is set in the environment (the user's choice wins);
-    returns True once applied.
-    """
-    if "done" in _MALLOC_TUNED:
-        return _MALLOC_TUNED["done"]
-    done = False
-    if not any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-            mallopt = libc.mallopt  # AttributeError off glibc (musl, macOS, Windows)
-            mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-            done = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-                mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-            )
-        except (OSError, AttributeError, TypeError):
-            done = False
-    _MALLOC_TUNED["done"] = done
-    return done
-
-
 def blas_info() -> list[dict]:
     """What BLAS NumPy runs on and with how many threads (``threadpoolctl``), or []."""
     try:

@@ -32,9 +32,7 @@ PyTorch variant separately), which reads its own peak resident set size
 and each batch is converted to float32 in [0, 1] when drawn, in both
 frameworks. BLAS threads are set through the environment of those processes
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``) and
-``torch.set_num_threads``. Every process keeps freed memory for reuse, as the
-``dlscratch`` commands do (:func:`dlscratch.backend.keep_freed_memory`), PyTorch's
-included.
+``torch.set_num_threads``.
 
 ``--quick`` is a smoke run of a few seconds (1,000 images, one round, no
 warm-up) that only shows that everything runs; its numbers mean little.
@@ -418,9 +416,6 @@ def _worker(spec: dict) -> int:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
-    from dlscratch.backend import keep_freed_memory
-
-    keep_freed_memory()
     start = time.perf_counter()
     data = _load_data(spec)
     config = CONFIGS[spec["config"]]

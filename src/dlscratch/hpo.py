@@ -557,11 +557,9 @@ def _worker_data(config: RunConfig, data_dir) -> RunData:
 
 
 def _limit_threads(n: int) -> None:
-    """The trial process's BLAS threads, and freed memory kept for reuse (once per process)."""
     if _THREADS.get("n") != n:
-        from dlscratch.backend import keep_freed_memory, set_num_threads
+        from dlscratch.backend import set_num_threads
 
-        keep_freed_memory()
         _THREADS.update(n=n, limiter=set_num_threads(n))
 
 

@@ -68,13 +68,9 @@ def add_threads_option(parser) -> None:
 
 
 def _set_threads(args) -> None:
-    """Cap the BLAS threads at ``--threads``, else ``$DLSCRATCH_THREADS``, else the default.
+    """Cap the BLAS threads at ``--threads``, else ``$DLSCRATCH_THREADS``, else the default."""
+    from dlscratch.backend import default_threads, set_num_threads
 
-    Also keeps freed memory for reuse (:func:`~dlscratch.backend.keep_freed_memory`).
-    """
-    from dlscratch.backend import default_threads, keep_freed_memory, set_num_threads
-
-    keep_freed_memory()
     threads = getattr(args, "threads", None)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"--threads must be a whole number >= 1, got {threads!r}")
