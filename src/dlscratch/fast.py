@@ -124,7 +124,7 @@ def image_groups(n_images: int, col_bytes_per_image: int, xp=np) -> list:
     matrix product, and that traffic, not the arithmetic, sets the time. Built
     a few images at a time into one small buffer, they stay in the cache
     between the copy and the product: a DeepConvNet forward pass takes about
-    two thirds of the time (benchmarks/README.md). The products per group are
+    0.7 of the time (benchmarks/README.md). The products per group are
     the same products, so the results are identical. Each group's products are
     small, so the layer runs them with one BLAS thread
     (:func:`dlscratch.backend.one_blas_thread`): with two, waking the second
