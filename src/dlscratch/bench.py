@@ -582,23 +582,30 @@ def bench_accuracy(epochs, *, threads, batch_size, device, seed, data) -> dict:
     return {"config": "b", "epochs": epochs, "test_accuracy": accuracy, "seconds": sum(seconds)}
 
 
-def bench_inference(weights, *, data_dir, repeats, quick) -> dict:
-    """Time the pretrained network on the test images, batched and in batches of 100."""
-    try:
-        from dlscratch.data import load_mnist
-        from dlscratch.io import find_book_weights, load_book_weights
-    except ImportError as exc:
-        return {"skipped": f"not available: {exc}"}
-    try:
-        path = find_book_weights(weights)
-    except FileNotFoundError as exc:
-        return {"skipped": f"{exc}".splitlines()[0] + " (pass --weights PATH)"}
+def _test_set(data_dir, quick):
+    """MNIST's test images in [0, 1] and labels (the first 1,000 with ``quick``), or a
+    ``{"skipped": ...}`` dict saying why there are none."""
+    from dlscratch.data import load_mnist
+
     try:
         _, (x, t) = load_mnist(normalize=True, data_dir=data_dir)
     except Exception as exc:
         return {"skipped": f"no MNIST test set: {exc}"}
-    if quick:
-        x, t = x[:QUICK_SAMPLES], t[:QUICK_SAMPLES]
+    return (x[:QUICK_SAMPLES], t[:QUICK_SAMPLES]) if quick else (x, t)
+
+
+def bench_inference(weights, *, data_dir, repeats, quick) -> dict:
+    """Time the pretrained network on the test images, batched and in batches of 100."""
+    from dlscratch.io import find_book_weights, load_book_weights
+
+    try:
+        path = find_book_weights(weights)
+    except FileNotFoundError as exc:
+        return {"skipped": f"{exc}".splitlines()[0] + " (pass --weights PATH)"}
+    test = _test_set(data_dir, quick)
+    if isinstance(test, dict):
+        return test
+    x, t = test
     net = load_book_weights(path)
 
     def best_of(fn):
@@ -630,27 +637,21 @@ def bench_cnn_inference(weights, *, data_dir, repeats, quick, threads, with_torc
     networks carry its weights and their accuracies must agree; without it, both
     run on He-initialised weights (the time does not depend on the values).
     """
-    from dlscratch.data import load_mnist
-    from dlscratch.io import DEEP_CONVNET_FILE, find_book_weights, read_book_pickle
+    from dlscratch.book_weights import load_book_network
+    from dlscratch.io import DEEP_CONVNET_FILE, find_book_weights
     from dlscratch.nets import DeepConvNet
 
-    try:
-        _, (x, t) = load_mnist(normalize=True, data_dir=data_dir)
-    except Exception as exc:
-        return {"skipped": f"no MNIST test set: {exc}"}
-    if quick:
-        x, t = x[:QUICK_SAMPLES], t[:QUICK_SAMPLES]
+    test = _test_set(data_dir, quick)
+    if isinstance(test, dict):
+        return test
+    x, t = test
     try:
         path = find_book_weights(weights, name=DEEP_CONVNET_FILE)
-        params = read_book_pickle(path)
     except FileNotFoundError:
-        path, params = None, None
-    if params is not None:
-        from dlscratch.book_weights import load_book_network
-
-        net = load_book_network(path, dtype=np.float32)
-    else:
-        net = DeepConvNet(rng=0)
+        path = None
+    # the file is read (and checked) once; PyTorch's network gets the same arrays
+    net = load_book_network(path, dtype=np.float32) if path else DeepConvNet(rng=0)
+    params = dict(net.params) if path else None
     runs = {"ours": lambda: [net.predict(x[i : i + 100]) for i in range(0, len(x), 100)]}
     if with_torch:
         import torch
