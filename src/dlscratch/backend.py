@@ -151,9 +151,9 @@ def set_num_threads(n: int | None):
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    controller = _THREADPOOLS.get("controller")
-    if controller is None:
-        controller = _THREADPOOLS["controller"] = ThreadpoolController()
+    # a fresh look at the loaded libraries each time (one loaded since is limited too),
+    # kept for one_blas_thread
+    controller = _THREADPOOLS["controller"] = ThreadpoolController()
     _THREADPOOLS["threads"] = n
     return controller.limit(limits=n, user_api="blas")
 
