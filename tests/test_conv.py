@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlscratch import kernels
 from dlscratch.gradient import numerical_gradient, relative_error
 from dlscratch.layers import (
     Affine,
@@ -17,6 +18,15 @@ from dlscratch.layers import (
     im2col,
 )
 from dlscratch.layers.conv import col2im_batched, conv_output_size, im2col_batched
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def loops(request):
+    """Every test here runs twice: with the compiled loops (dlscratch.kernels) and without."""
+    if request.param == "compiled" and not kernels.available:
+        pytest.skip("Numba is not installed (pip install 'dlscratch[fast]')")
+    with kernels.use(request.param == "compiled"):
+        yield request.param
 
 
 # -- references written with plain loops over output pixels ---------------------------------------

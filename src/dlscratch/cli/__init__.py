@@ -75,6 +75,9 @@ def _set_threads(args) -> None:
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"--threads must be a whole number >= 1, got {threads!r}")
     set_num_threads(threads if threads is not None else default_threads())
+    from dlscratch import kernels
+
+    kernels.enabled()  # $DLSCRATCH_KERNELS checked here, before any work
 
 #: Errors of the libraries dlscratch reads files with, meaning "this input is damaged".
 _INPUT_ERRORS = (ValueError, TypeError, RecursionError, OverflowError, EOFError)

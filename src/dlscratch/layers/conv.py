@@ -37,7 +37,7 @@ import numbers
 
 import numpy as np
 
-from dlscratch import fast
+from dlscratch import fast, kernels
 from dlscratch.backend import get_array_module, one_blas_thread
 from dlscratch.layers.aliases import grad_alias, param_alias
 from dlscratch.layers.base import Layer
@@ -292,10 +292,24 @@ class Convolution(Layer):
         OW = conv_output_size(W, FW, self.stride, self.pad, what=f"input width of {x_shape}")
         return (N, FN, OH, OW)
 
-    def _columns(self, x, part):
-        """im2col of the images ``x[part]``: (n, C*FH*FW, OH*OW)."""
+    def _columns(self, x, part, buffer=None):
+        """im2col of the images ``x[part]``: (n, C*FH*FW, OH*OW).
+
+        With the compiled loops (:mod:`dlscratch.kernels`) the columns are written
+        into ``buffer`` (a dict the caller keeps for one pass over the batch).
+        """
         FN, C, FH, FW = self.filter_shape
-        return im2col_batched(x[part], FH, FW, self.stride, self.pad)
+        if not kernels.active(x):
+            return im2col_batched(x[part], FH, FW, self.stride, self.pad)
+        _, _, OH, OW = self.output_shape(x.shape)
+        n = part.stop - part.start
+        shape = (n, C * FH * FW, OH * OW)
+        cols = buffer.get("cols") if buffer is not None else None
+        if cols is None or cols.shape[0] < n or cols.dtype != x.dtype:
+            cols = np.empty(shape, dtype=x.dtype)
+            if buffer is not None:
+                buffer["cols"] = cols
+        return kernels.im2col(x[part], FH, FW, self.stride, self.pad, OH, OW, out=cols[:n])
 
     def _groups(self, x):
         """The batch split into groups of images (see the class docstring)."""
@@ -312,9 +326,10 @@ class Convolution(Layer):
         W = self.params["W"].reshape(FN, -1)  # (FN, C*FH*FW)
         out = xp.empty((N, FN, OH * OW), dtype=xp.result_type(x.dtype, W.dtype))
         b = self.params["b"].reshape(FN, 1)
+        buffer = {}
         with one_blas_thread():  # small products: see fast.image_groups
             for part in self._groups(x):
-                col = self._columns(x, part)  # (n, C*FH*FW, OH*OW)
+                col = self._columns(x, part, buffer)  # (n, C*FH*FW, OH*OW)
                 xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
                 out[part] += b  # while the group's output is still in the cache
         self.x = x
@@ -335,13 +350,21 @@ class Convolution(Layer):
         dW_flat = dW.reshape(FN, -1)  # (FN, C*FH*FW)
         dW_flat[...] = 0
         dx = xp.empty(x.shape, dtype=dout.dtype) if self.input_grad else None
+        buffer = {}
+        compiled = kernels.active(x)
+        _, _, OH, OW = self.output_shape(x.shape)
         with one_blas_thread():
             for part in self._groups(x):
-                col = self._columns(x, part)  # the group's columns, built again
+                col = self._columns(x, part, buffer)  # the group's columns, built again
                 # dW: one small product per image, summed over the images
                 dW_flat += xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)
-                if dx is not None:
-                    dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
+                if dx is None:
+                    continue
+                dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
+                if compiled:  # col2im as one loop, straight into dx: see dlscratch.kernels
+                    kernels.col2im(dcol, x[part].shape, FH, FW, self.stride, self.pad, OH, OW,
+                                   out=dx[part])
+                else:
                     dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
         db = self.grad_out.get("b")
         if db is None:
@@ -440,6 +463,11 @@ class Pooling(Layer):
             out /= self.pool_h * self.pool_w
             return out
         index_dtype = np.uint8 if self.pool_h * self.pool_w <= 256 else np.int32
+        if kernels.active(x):  # the loop below as one compiled pass: see dlscratch.kernels
+            out = np.empty((N, C, OH, OW), dtype=x.dtype)
+            self.arg_max = np.empty((N, C, OH, OW), dtype=index_dtype)
+            kernels.max_pool(xpad, self.pool_h, self.pool_w, self.stride, out, self.arg_max)
+            return out
         arg = xp.zeros((N, C, OH, OW), dtype=index_dtype)
         new_arg = xp.empty_like(arg)
         greater = xp.empty(arg.shape, dtype=bool)
@@ -463,11 +491,16 @@ class Pooling(Layer):
         xp = get_array_module(dout)
         N, C, H, W = self.x_shape
         _, _, OH, OW = dout.shape
-        # max pooling with windows side by side writes every pixel once below: no zeros needed
-        tiled = self.mode == "max" and self.pad == 0 and self.stride == self.pool_h == self.pool_w
         shape = (N, C, H + 2 * self.pad, W + 2 * self.pad)
-        dx = xp.empty(shape, dtype=dout.dtype) if tiled else xp.zeros(shape, dtype=dout.dtype)
-        if self.mode == "avg":
+        compiled = self.mode == "max" and kernels.active(dout)
+        # max pooling with windows side by side writes every pixel once below: no zeros needed
+        # (the compiled loop writes its own zeros)
+        tiled = self.mode == "max" and self.pad == 0 and self.stride == self.pool_h == self.pool_w
+        empty = compiled or tiled
+        dx = xp.empty(shape, dtype=dout.dtype) if empty else xp.zeros(shape, dtype=dout.dtype)
+        if compiled:  # the routing below as one compiled pass: see dlscratch.kernels
+            kernels.max_pool_backward(dout, self.arg_max, self.pool_h, self.pool_w, self.stride, dx)
+        elif self.mode == "avg":
             share = dout / (self.pool_h * self.pool_w)
             for _, (sy, sx) in self._slices(OH, OW):
                 dx[:, :, sy, sx] += share

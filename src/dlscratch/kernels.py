@@ -1,0 +1,259 @@
+"""Compiled loops for the convolutional layers (optional: Numba).
+
+Convolution and pooling are, at heart, loops over pixels. The layers in
+:mod:`dlscratch.layers.conv` write them as a handful of whole-array NumPy
+operations over strided views, which reads like the book and runs everywhere,
+but each operation makes its own pass over memory: a 2x2 max pool of a
+SimpleConvNet batch makes a dozen. When `Numba <https://numba.pydata.org>`_ is
+installed (``pip install 'dlscratch[fast]'``), the layers call the plain loops
+below instead, compiled to machine code: one pass each, several times faster
+(``benchmarks/bench_cnn.py``). The matrix products stay with NumPy's BLAS.
+
+Every function here computes what the NumPy code it replaces computes (the same
+numbers, but for the rounding of sums of three or more overlapping windows);
+the tests run the layers both ways and compare. The loops release the GIL
+(``nogil``), so threads can run them side by side, and they are single-threaded
+themselves.
+
+``DLSCRATCH_KERNELS=numpy`` or :func:`use` turns them off.
+:func:`active` says whether the layers use them for a given array: only for
+NumPy arrays on the CPU, and only when Numba imports.
+
+The first call of each function compiles it (about a second), and the machine
+code is cached on disk for the next process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+
+import numpy as np
+
+__all__ = [
+    "ENV",
+    "active",
+    "available",
+    "col2im",
+    "enabled",
+    "im2col",
+    "max_pool",
+    "max_pool_backward",
+    "use",
+]
+
+#: Environment variable: ``numpy`` turns the compiled loops off (``numba``, the default,
+#: uses them when Numba is installed).
+ENV = "DLSCRATCH_KERNELS"
+_CHOICES = ("numba", "numpy")
+
+
+#: Whether Numba can be imported (it is not imported until a kernel is first needed).
+available: bool = importlib.util.find_spec("numba") is not None
+_STATE: dict = {"on": None}  # None: not decided yet (read from the environment on first use)
+
+
+def enabled() -> bool:
+    """Whether the compiled loops are switched on: :func:`use`, else ``$DLSCRATCH_KERNELS``.
+
+    Raises ValueError for a value of the environment variable other than
+    ``numba`` or ``numpy`` (the command line checks it before it starts).
+    """
+    if _STATE["on"] is None:
+        text = os.environ.get(ENV, "").strip().lower() or "numba"
+        if text not in _CHOICES:
+            raise ValueError(
+                f"{ENV} must be one of {', '.join(_CHOICES)}, got {text!r}; set it to numpy "
+                "to turn the compiled loops off, or unset it"
+            )
+        _STATE["on"] = text == "numba"
+    return _STATE["on"]
+
+
+def active(x=None) -> bool:
+    """Whether the layers use the compiled loops (for array ``x``, when given)."""
+    if not (available and enabled()):
+        return False
+    return x is None or isinstance(x, np.ndarray)
+
+
+@contextlib.contextmanager
+def use(flag: bool):
+    """``with kernels.use(False):`` runs the NumPy code instead, then restores the setting."""
+    previous = enabled()
+    _STATE["on"] = bool(flag)
+    try:
+        yield
+    finally:
+        _STATE["on"] = previous
+
+
+_KERNELS: dict = {}
+
+
+def _kernel(name: str, *sizes):
+    """The loop ``name`` compiled for these window sizes, strides and paddings.
+
+    Each combination is compiled on its own, with the sizes as constants: the
+    compiler then unrolls the small window loops, which makes a 2x2 max pool
+    about twenty times faster than the same loop with the sizes as arguments.
+    """
+    key = (name, *sizes)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = _BUILDERS[name](*sizes)
+    return kernel
+
+
+def _jit(function):
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(function)
+
+
+def _build_im2col(FH, FW, stride, pad):
+    from numba import uint64  # an unsigned index: no check for negative indices in the loop
+
+    def im2col_loop(x, OH, OW, col):
+        N, C, H, W = x.shape
+        for n in range(N):
+            for c in range(C):
+                for i in range(FH):
+                    for j in range(FW):
+                        row = (c * FH + i) * FW + j
+                        for oy in range(OH):
+                            y = oy * stride + i - pad
+                            for ox in range(OW):
+                                x_ = ox * stride + j - pad
+                                if 0 <= y < H and 0 <= x_ < W:
+                                    col[n, row, oy * OW + ox] = x[n, c, uint64(y), uint64(x_)]
+                                else:  # the padding
+                                    col[n, row, oy * OW + ox] = 0
+
+    return _jit(im2col_loop)
+
+
+def _build_col2im(FH, FW, stride, pad):
+    from numba import uint64
+
+    def col2im_loop(col, OH, OW, dx):
+        N, C, H, W = dx.shape
+        for n in range(N):
+            for c in range(C):
+                dx[n, c] = 0
+                for i in range(FH):
+                    for j in range(FW):
+                        row = (c * FH + i) * FW + j
+                        for oy in range(OH):
+                            y = oy * stride + i - pad
+                            if not 0 <= y < H:
+                                continue
+                            for ox in range(OW):
+                                x_ = ox * stride + j - pad
+                                if 0 <= x_ < W:  # what fell on the padding is dropped
+                                    dx[n, c, uint64(y), uint64(x_)] += col[n, row, oy * OW + ox]
+
+    return _jit(col2im_loop)
+
+
+def _build_max_pool(ph, pw, stride):
+    def max_pool_loop(x, out, arg):
+        N, C, OH, OW = out.shape
+        for n in range(N):
+            for c in range(C):
+                image, maxima, where = x[n, c], out[n, c], arg[n, c]
+                for oy in range(OH):
+                    for ox in range(OW):
+                        y0, x0 = oy * stride, ox * stride
+                        best = image[y0, x0]
+                        k_best = 0
+                        for i in range(ph):
+                            for j in range(pw):
+                                v = image[y0 + i, x0 + j]
+                                # strictly greater: ties keep the first maximum; a NaN
+                                # wins and stays, as NumPy's maximum propagates it
+                                if v > best or (v != v and best == best):
+                                    best = v
+                                    k_best = i * pw + j
+                        maxima[oy, ox] = best
+                        where[oy, ox] = k_best
+
+    return _jit(max_pool_loop)
+
+
+def _build_max_pool_backward(ph, pw, stride):
+    def max_pool_backward_loop(dout, arg, dx):
+        N, C, OH, OW = dout.shape
+        H, W = dx.shape[2], dx.shape[3]
+        # windows side by side, covering the image: each pixel is in exactly one
+        tiled = stride == ph and stride == pw and OH * ph == H and OW * pw == W
+        for n in range(N):
+            for c in range(C):
+                image, grads, where = dx[n, c], dout[n, c], arg[n, c]
+                if not tiled:
+                    image[:, :] = 0
+                for oy in range(OH):
+                    for ox in range(OW):
+                        y0, x0 = oy * stride, ox * stride
+                        if tiled:
+                            for i in range(ph):
+                                for j in range(pw):
+                                    image[y0 + i, x0 + j] = 0
+                        k = where[oy, ox]
+                        i = k // pw
+                        image[y0 + i, x0 + k - i * pw] += grads[oy, ox]
+
+    return _jit(max_pool_backward_loop)
+
+
+_BUILDERS = {
+    "im2col": _build_im2col,
+    "col2im": _build_col2im,
+    "max_pool": _build_max_pool,
+    "max_pool_backward": _build_max_pool_backward,
+}
+
+
+def _contiguous(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def im2col(x, FH, FW, stride, pad, OH, OW, out=None):
+    """:func:`dlscratch.layers.conv.im2col_batched` as one loop, padding included.
+
+    x: (N, C, H, W) unpadded -> (N, C*FH*FW, OH*OW), written into ``out`` when given
+    (a buffer reused between calls). Pixels of the padding are written as 0.
+    """
+    N, C = x.shape[:2]
+    if out is None:
+        out = np.empty((N, C * FH * FW, OH * OW), dtype=x.dtype)
+    _kernel("im2col", FH, FW, stride, pad)(_contiguous(x), OH, OW, out)
+    return out
+
+
+def col2im(col, x_shape, FH, FW, stride, pad, OH, OW, out=None):
+    """:func:`dlscratch.layers.conv.col2im_batched` as one loop: the padding is never built.
+
+    col: (N, C*FH*FW, OH*OW) -> (N, C, H, W): each pixel gets the sum of the
+    column entries that came from it.
+    """
+    if out is None:
+        out = np.empty(x_shape, dtype=col.dtype)
+    _kernel("col2im", FH, FW, stride, pad)(_contiguous(col), OH, OW, out)
+    return out
+
+
+def max_pool(x, ph, pw, stride, out, arg):
+    """Max pooling of ``x`` (N, C, H, W, padded already) into ``out`` and ``arg`` (N, C, OH, OW).
+
+    ``arg`` gets each window's arg-max as the offset ``i*pw + j`` (the first maximum).
+    """
+    _kernel("max_pool", ph, pw, stride)(_contiguous(x), out, arg)
+    return out, arg
+
+
+def max_pool_backward(dout, arg, ph, pw, stride, dx):
+    """Route ``dout`` (N, C, OH, OW) to the arg-max pixels of ``dx`` (N, C, H, W); the rest 0."""
+    _kernel("max_pool_backward", ph, pw, stride)(_contiguous(dout), arg, dx)
+    return dx
