@@ -11,6 +11,17 @@ import shared_data  # noqa: F401  (sets DLSCRATCH_DATA before any test imports t
 matplotlib.use("Agg")
 
 
+@pytest.fixture(autouse=True)
+def threads_as_they_were():
+    """A test that changes the thread count (a command run with ``--threads 2``) puts it back."""
+    from dlscratch.backend import num_threads, set_num_threads
+
+    before = num_threads()
+    yield
+    if num_threads() != before:
+        set_num_threads(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

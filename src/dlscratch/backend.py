@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def set_num_threads(n: int | None):
     """Limit the threads of NumPy's BLAS (OpenBLAS, MKL, ...) to ``n``; returns a limiter or None.
 
     Uses ``threadpoolctl`` when it is installed (an optional dependency) and
-    returns its limiter (``.restore_original_info()`` undoes it); returns
+    returns its limiter (``.restore_original_limits()`` undoes it); returns
     None when it is not, in which case set ``OMP_NUM_THREADS`` /
     ``OPENBLAS_NUM_THREADS`` before starting Python instead. ``None`` leaves the
     threads as they are.
@@ -147,6 +148,7 @@ def set_num_threads(n: int | None):
         return None
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
+    _THREADPOOLS["threads"] = n
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -161,15 +163,44 @@ def set_num_threads(n: int | None):
 _THREADPOOLS: dict = {}
 
 
+def num_threads() -> int:
+    """The threads :func:`set_num_threads` last allowed (1 until it is called).
+
+    The convolutional layers run their groups of images on this many threads
+    when the compiled loops are in use (:func:`dlscratch.fast.each_group`).
+    """
+    return _THREADPOOLS.get("threads", 1)
+
+
+_ONE_THREAD = {"depth": 0, "limiter": None}
+_ONE_THREAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which BLAS runs single-threaded, for many small matrix products.
 
     Does nothing unless :func:`set_num_threads` allowed more than one thread.
+    The limit is the whole process's (BLAS has one setting): contexts entered by
+    several threads at once, or nested, share one limit, lifted when the last
+    of them exits.
     """
     controller = _THREADPOOLS.get("controller")
     if controller is None or _THREADPOOLS.get("threads", 1) < 2:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+        yield
+        return
+    with _ONE_THREAD_LOCK:
+        if _ONE_THREAD["depth"] == 0:
+            _ONE_THREAD["limiter"] = controller.limit(limits=1, user_api="blas")
+        _ONE_THREAD["depth"] += 1
+    try:
+        yield
+    finally:
+        with _ONE_THREAD_LOCK:
+            _ONE_THREAD["depth"] -= 1
+            if _ONE_THREAD["depth"] == 0:
+                _ONE_THREAD["limiter"].restore_original_limits()
+                _ONE_THREAD["limiter"] = None
 
 
 def blas_info() -> list[dict]:

@@ -420,6 +420,9 @@ def _worker(spec: dict) -> int:
     data = _load_data(spec)
     config = CONFIGS[spec["config"]]
     if spec["framework"] == "ours":
+        from dlscratch.backend import set_num_threads
+
+        set_num_threads(spec["threads"])  # as `dlscratch train --threads N` does
         runner = _OursRunner(config, data, spec["batch_size"], spec["seed"], spec["device"])
     else:
         runner = _TorchRunner(

@@ -11,7 +11,12 @@ says (up to floating-point rounding), so a reader can take it on trust:
 * :func:`transposed` - ``W.T`` as a contiguous copy, which OpenBLAS multiplies faster;
 * :func:`all_finite` - "no NaN or infinity" from row sums, cheaper than ``isfinite``;
 * :func:`image_groups` - a convolution's batch in groups whose im2col columns fit
-  the CPU's cache.
+  the CPU's cache;
+* :func:`each_group` - those groups shared among threads (``--threads 2``), and
+  :func:`scratch`, a buffer per thread for their columns.
+
+The compiled loops of :mod:`dlscratch.kernels` (optional: Numba) are the rest of
+the layers' speed work: im2col, col2im and max pooling as single passes.
 
 The other speed work lives with what it speeds up: the flat parameter buffer in
 :mod:`dlscratch.nets.base` (one buffer per network, so an optimizer updates every
@@ -22,10 +27,12 @@ parameter in a handful of operations) and the in-place update rules of
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dlscratch.backend import get_array_module
+from dlscratch.backend import get_array_module, num_threads
 
 _ONES: dict = {}
 
@@ -137,3 +144,74 @@ def image_groups(n_images: int, col_bytes_per_image: int, xp=np) -> list:
     size = max(1, CACHE_BYTES // max(1, int(col_bytes_per_image)))
     return [slice(lo, min(n_images, lo + size)) for lo in range(0, n_images, size)]
 
+
+
+_WORKERS: dict = {}
+
+
+def each_group(groups, work, *, parallel: bool = True) -> list:
+    """``[work(part) for part in groups]``, shared among :func:`~dlscratch.backend.num_threads`.
+
+    With one thread (the default), or ``parallel=False``, the groups run one after
+    the other in the calling thread. With more, a pool of worker threads takes
+    them; the results come back in the order of ``groups`` either way, so that
+    whatever the caller sums from them is summed in the same order, and the
+    numbers do not depend on the thread count. The work must release the GIL to
+    gain anything: the compiled loops and BLAS do, most of NumPy's small
+    operations do not (the layers pass ``parallel=False`` without the compiled
+    loops; threads then made a network slower, measured). Called from one of the
+    workers (:func:`in_worker`), it runs the groups itself.
+    """
+    threads = num_threads()
+    if not parallel or threads < 2 or len(groups) < 2 or in_worker():
+        return [work(part) for part in groups]
+    pool = _WORKERS.get(threads)
+    if pool is None:
+        pool = _WORKERS[threads] = ThreadPoolExecutor(
+            threads, thread_name_prefix="dlscratch", initializer=_mark_worker
+        )
+    return list(pool.map(work, groups))
+
+
+_WORKER = threading.local()
+
+
+def _mark_worker() -> None:
+    _WORKER.inside = True
+
+
+def in_worker() -> bool:
+    """Whether the calling thread is one of :func:`each_group`'s workers.
+
+    Work that a worker starts runs in that worker, one group after the other:
+    the threads are shared out once, at the outermost level (a network's batch,
+    else a layer's groups), and a worker never waits for its own pool.
+    """
+    return getattr(_WORKER, "inside", False)
+
+
+def split_batch(n_images: int, parts: int | None = None) -> list:
+    """``n_images`` split into ``parts`` (default: :func:`~dlscratch.backend.num_threads`)
+    slices of nearly equal size, for :func:`each_group`."""
+    parts = max(1, min(n_images, num_threads() if parts is None else parts))
+    bounds = [n_images * k // parts for k in range(parts + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+_SCRATCH = threading.local()
+
+
+def scratch(shape, dtype):
+    """An uninitialised NumPy array of ``shape``, reused by the calling thread.
+
+    For columns that live only while one group of images is worked on: every
+    call from the same thread returns (a view of) the same memory, grown as
+    needed, so the next call overwrites it. About 2 MB per thread
+    (:data:`CACHE_BYTES`), kept between calls instead of allocated anew.
+    """
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    memory = getattr(_SCRATCH, "memory", None)
+    if memory is None or memory.size < size:
+        memory = _SCRATCH.memory = np.empty(max(size, 1), dtype=np.uint8)
+    return memory[:size].view(dtype).reshape(shape)

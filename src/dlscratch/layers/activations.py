@@ -28,6 +28,8 @@ class Relu(Layer):
     times faster than zeroing through a boolean index (``dx[mask] = 0``).
     """
 
+    row_wise = True  # each row on its own: see Layer.row_wise
+
     preferred_init = "he"
 
     def __init__(self) -> None:
@@ -51,6 +53,8 @@ class Sigmoid(Layer):
     no overflow for large ``|x|``.
     """
 
+    row_wise = True  # each row on its own: see Layer.row_wise
+
     def __init__(self) -> None:
         super().__init__()
         self.out = None
@@ -70,6 +74,8 @@ class Sigmoid(Layer):
 @ACTIVATIONS.register("tanh")
 class Tanh(Layer):
     """``y = tanh(x)``; ``dx = dout * (1 - y**2)``.  Shape preserved."""
+
+    row_wise = True  # each row on its own: see Layer.row_wise
 
     def __init__(self) -> None:
         super().__init__()

@@ -24,6 +24,8 @@ class Affine(Layer):
     Book aliases: ``.W``, ``.b`` (assignment copies in place), ``.dW``, ``.db``.
     """
 
+    row_wise = True  # each row on its own: see Layer.row_wise
+
     W = param_alias("W")
     b = param_alias("b")
     dW = grad_alias("W")

@@ -34,6 +34,12 @@ class Layer:
       product of the backward pass.
     """
 
+    #: Whether in training each row of a batch goes through the layer on its own: no
+    #: statistics across rows (batch norm), no random draws that follow the rows' order
+    #: (dropout). A network whose layers all are row-wise can split a batch among
+    #: threads and add up the parts' gradients (:mod:`dlscratch.nets.parallel`).
+    row_wise: bool = False
+
     #: For activations: the weight initialisation that keeps their outputs spread (section
     #: 6.2): "he" for ReLU-like units, "xavier" for sigmoid-like ones.
     preferred_init: str = "xavier"

@@ -266,6 +266,8 @@ class Convolution(Layer):
     Book aliases: ``.W``, ``.b``, ``.dW``, ``.db``, ``.stride``, ``.pad``.
     """
 
+    row_wise = True  # each row on its own: see Layer.row_wise
+
     def __init__(self, W, b, stride: int = 1, pad: int = 0) -> None:
         super().__init__()
         if getattr(W, "ndim", None) != 4 or getattr(b, "shape", None) != (W.shape[0],):
@@ -292,24 +294,19 @@ class Convolution(Layer):
         OW = conv_output_size(W, FW, self.stride, self.pad, what=f"input width of {x_shape}")
         return (N, FN, OH, OW)
 
-    def _columns(self, x, part, buffer=None):
+    def _columns(self, x, part):
         """im2col of the images ``x[part]``: (n, C*FH*FW, OH*OW).
 
         With the compiled loops (:mod:`dlscratch.kernels`) the columns are written
-        into ``buffer`` (a dict the caller keeps for one pass over the batch).
+        into the calling thread's scratch buffer (:func:`dlscratch.fast.scratch`):
+        valid until that thread builds the next group's.
         """
         FN, C, FH, FW = self.filter_shape
         if not kernels.active(x):
             return im2col_batched(x[part], FH, FW, self.stride, self.pad)
         _, _, OH, OW = self.output_shape(x.shape)
-        n = part.stop - part.start
-        shape = (n, C * FH * FW, OH * OW)
-        cols = buffer.get("cols") if buffer is not None else None
-        if cols is None or cols.shape[0] < n or cols.dtype != x.dtype:
-            cols = np.empty(shape, dtype=x.dtype)
-            if buffer is not None:
-                buffer["cols"] = cols
-        return kernels.im2col(x[part], FH, FW, self.stride, self.pad, OH, OW, out=cols[:n])
+        cols = fast.scratch((part.stop - part.start, C * FH * FW, OH * OW), x.dtype)
+        return kernels.im2col(x[part], FH, FW, self.stride, self.pad, OH, OW, out=cols)
 
     def _groups(self, x):
         """The batch split into groups of images (see the class docstring)."""
@@ -326,12 +323,14 @@ class Convolution(Layer):
         W = self.params["W"].reshape(FN, -1)  # (FN, C*FH*FW)
         out = xp.empty((N, FN, OH * OW), dtype=xp.result_type(x.dtype, W.dtype))
         b = self.params["b"].reshape(FN, 1)
-        buffer = {}
+
+        def group(part):
+            col = self._columns(x, part)  # (n, C*FH*FW, OH*OW)
+            xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
+            out[part] += b  # while the group's output is still in the cache
+
         with one_blas_thread():  # small products: see fast.image_groups
-            for part in self._groups(x):
-                col = self._columns(x, part, buffer)  # (n, C*FH*FW, OH*OW)
-                xp.matmul(W, col, out=out[part])  # (n, FN, OH*OW)
-                out[part] += b  # while the group's output is still in the cache
+            fast.each_group(self._groups(x), group, parallel=kernels.active(x))
         self.x = x
         return out.reshape(N, FN, OH, OW)
 
@@ -342,30 +341,34 @@ class Convolution(Layer):
         FN, C, FH, FW = self.filter_shape
         x = self.x
         N = x.shape[0]
+        _, _, OH, OW = self.output_shape(x.shape)
         dout = dout.reshape(N, FN, -1)  # (N, FN, OH*OW)
         W_T = fast.transposed(self.params["W"].reshape(FN, -1))  # (C*FH*FW, FN)
+        dx = xp.empty(x.shape, dtype=dout.dtype) if self.input_grad else None
+        compiled = kernels.active(x)
+
+        def group(part):
+            col = self._columns(x, part)  # the group's columns, built again
+            if dx is not None:
+                dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
+                if compiled:  # col2im as one loop, straight into dx: see dlscratch.kernels
+                    kernels.col2im(
+                        dcol, x[part].shape, FH, FW, self.stride, self.pad, OH, OW, out=dx[part]
+                    )
+                else:
+                    dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
+            # the group's share of dW: one small product per image, summed over the images
+            return xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)  # (FN, C*FH*FW)
+
+        with one_blas_thread():
+            shares = fast.each_group(self._groups(x), group, parallel=compiled)
         dW = self.grad_out.get("W")
         if dW is None:
             dW = xp.empty(self.filter_shape, dtype=dout.dtype)
         dW_flat = dW.reshape(FN, -1)  # (FN, C*FH*FW)
         dW_flat[...] = 0
-        dx = xp.empty(x.shape, dtype=dout.dtype) if self.input_grad else None
-        buffer = {}
-        compiled = kernels.active(x)
-        _, _, OH, OW = self.output_shape(x.shape)
-        with one_blas_thread():
-            for part in self._groups(x):
-                col = self._columns(x, part, buffer)  # the group's columns, built again
-                # dW: one small product per image, summed over the images
-                dW_flat += xp.matmul(dout[part], col.transpose(0, 2, 1)).sum(axis=0)
-                if dx is None:
-                    continue
-                dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
-                if compiled:  # col2im as one loop, straight into dx: see dlscratch.kernels
-                    kernels.col2im(dcol, x[part].shape, FH, FW, self.stride, self.pad, OH, OW,
-                                   out=dx[part])
-                else:
-                    dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
+        for share in shares:  # in the groups' order, whatever thread computed each
+            dW_flat += share
         db = self.grad_out.get("b")
         if db is None:
             db = xp.empty(FN, dtype=dout.dtype)
@@ -409,6 +412,8 @@ class Pooling(Layer):
     book's im2col pads with 0, which matters only for negative inputs), average
     pooling with 0 (padding counts in the mean, as in PyTorch's default).
     """
+
+    row_wise = True  # each row on its own: see Layer.row_wise
 
     MODES = ("max", "avg")
 
@@ -465,8 +470,11 @@ class Pooling(Layer):
         index_dtype = np.uint8 if self.pool_h * self.pool_w <= 256 else np.int32
         if kernels.active(x):  # the loop below as one compiled pass: see dlscratch.kernels
             out = np.empty((N, C, OH, OW), dtype=x.dtype)
-            self.arg_max = np.empty((N, C, OH, OW), dtype=index_dtype)
-            kernels.max_pool(xpad, self.pool_h, self.pool_w, self.stride, out, self.arg_max)
+            arg = self.arg_max = np.empty((N, C, OH, OW), dtype=index_dtype)
+            sizes = (self.pool_h, self.pool_w, self.stride)
+            fast.each_group(
+                fast.split_batch(N), lambda p: kernels.max_pool(xpad[p], *sizes, out[p], arg[p])
+            )
             return out
         arg = xp.zeros((N, C, OH, OW), dtype=index_dtype)
         new_arg = xp.empty_like(arg)
@@ -499,7 +507,11 @@ class Pooling(Layer):
         empty = compiled or tiled
         dx = xp.empty(shape, dtype=dout.dtype) if empty else xp.zeros(shape, dtype=dout.dtype)
         if compiled:  # the routing below as one compiled pass: see dlscratch.kernels
-            kernels.max_pool_backward(dout, self.arg_max, self.pool_h, self.pool_w, self.stride, dx)
+            arg, sizes = self.arg_max, (self.pool_h, self.pool_w, self.stride)
+            fast.each_group(
+                fast.split_batch(N),
+                lambda p: kernels.max_pool_backward(dout[p], arg[p], *sizes, dx[p]),
+            )
         elif self.mode == "avg":
             share = dout / (self.pool_h * self.pool_w)
             for _, (sy, sx) in self._slices(OH, OW):
@@ -530,6 +542,8 @@ class Flatten(Layer):
     The book instead lets Affine flatten its input (which :class:`Affine` also does);
     Flatten makes the step visible in a network's list of layers.
     """
+
+    row_wise = True  # each row on its own: see Layer.row_wise
 
     def __init__(self) -> None:
         super().__init__()

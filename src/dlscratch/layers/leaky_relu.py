@@ -17,6 +17,8 @@ class LeakyReLU(Layer):
     so they cannot "die" the way ReLU units can.
     """
 
+    row_wise = True  # each row on its own: see Layer.row_wise
+
     preferred_init = "he"
     options = (
         Option(

@@ -13,6 +13,10 @@ class LossLayer:
     let a network treat it like any other layer.
     """
 
+    #: The loss is the mean of one loss per row, and ``backward(dout)`` scales by
+    #: ``dout / N`` (what :mod:`dlscratch.nets.parallel` relies on to split a batch).
+    row_wise = True
+
     def __init__(self) -> None:
         self.params: dict = {}
         self.grads: dict = {}

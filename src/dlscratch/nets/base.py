@@ -38,6 +38,7 @@ from dlscratch.layers import (
     Dropout,
     SoftmaxWithLoss,
 )
+from dlscratch.nets import parallel
 from dlscratch.registry import Registry
 
 #: Networks a run configuration can name (``dlscratch train --net NAME``). Each entry is a
@@ -141,6 +142,9 @@ class Network:
 
     #: Rows per forward pass when a whole data set is evaluated (bounds memory).
     eval_batch_size = 1000
+    #: Whether, with two threads or more (``--threads``), a batch is split among them,
+    #: each part run by a replica of the network (:mod:`dlscratch.nets.parallel`).
+    parallel_batches = False
 
     def __init__(self, dtype=np.float32, weight_decay_lambda: float = 0.0) -> None:
         self.dtype = resolve_dtype(dtype)
@@ -252,6 +256,9 @@ class Network:
     def predict(self, x, train: bool = False):
         """Scores before softmax.  x: (N, D) -> (N, C)."""
         x = self._as_input(x)
+        parts = None if train else parallel.parts_for(self, x.shape[0], train=False)
+        if parts:  # the batch shared among threads: see dlscratch.nets.parallel
+            return parallel.predict(self, self._shape_input(x), parts)
         for layer in self.layers.values():
             x = layer.forward(x, train=train)
         return x
@@ -323,10 +330,15 @@ class Network:
         """
         if not reuse:
             x = self._as_input(x)
-        self._forward_loss(x, t, train=True)
-        dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+        parts = parallel.parts_for(self, x.shape[0], train=True)
+        if parts:  # the batch shared among threads: see dlscratch.nets.parallel
+            loss = parallel.gradient(self, self._shape_input(x), t, parts)
+            self.last_loss = loss + self.weight_decay_loss()
+        else:
+            self._forward_loss(x, t, train=True)
+            dout = self.last_layer.backward(1.0)
+            for layer in reversed(self.layers.values()):
+                dout = layer.backward(dout)
         flat = self._grads
         grads = FlatDict() if flat is None else FlatDict(flat.items(), flat.flat, flat.layout)
         lam = self.weight_decay_lambda
