@@ -82,6 +82,19 @@ def test_relu_gradient(rng):
     check_layer(Relu(), x, rng)
 
 
+def test_relu_in_place_overwrites_its_input_and_backpropagates_the_same(rng):
+    x = rng.standard_normal((4, 5))
+    dout = rng.standard_normal((4, 5))
+    plain, inplace = Relu(), Relu(inplace=True)
+    want_out, x_copy = plain.forward(x), x.copy()
+    np.testing.assert_array_equal(x, x_copy)  # the plain one leaves its input alone
+    got_out = inplace.forward(x_copy)
+    assert got_out is x_copy  # the input now holds the output
+    np.testing.assert_array_equal(got_out, want_out)
+    np.testing.assert_array_equal(inplace.backward(dout), plain.backward(dout))
+    assert repr(inplace) == "Relu(inplace=True)"
+
+
 @pytest.mark.parametrize("layer_cls", [Sigmoid, Tanh])
 def test_smooth_activation_gradients(layer_cls, rng):
     check_layer(layer_cls(), rng.standard_normal((4, 5)), rng)

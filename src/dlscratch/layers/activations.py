@@ -2,7 +2,7 @@
 
 Written to allocate one array per pass: each layer computes its output in a
 fresh array and then works on it in place (``out=``, ``+=``), never touching
-its input or ``dout``.
+its input or ``dout`` (but for ``Relu(inplace=True)``, which is asked to).
 """
 
 from __future__ import annotations
@@ -26,20 +26,31 @@ class Relu(Layer):
     Backward recomputes the mask from the cached output (``y > 0`` exactly
     where ``x > 0``) and applies it with one multiplication, which is several
     times faster than zeroing through a boolean index (``dx[mask] = 0``).
+
+    ``inplace=True`` writes the output over the input, as PyTorch's
+    ``ReLU(inplace=True)`` does: one array fewer per pass. Backward needs only
+    the output, so this is safe wherever nobody else keeps the input; the
+    convolutional networks use it after their convolution and pooling layers,
+    whose outputs are fresh arrays that those layers do not keep.
     """
 
     row_wise = True  # each row on its own: see Layer.row_wise
 
     preferred_init = "he"
 
-    def __init__(self) -> None:
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
+        self.inplace = bool(inplace)
         self.out = None
         self._zeros: dict = {}
 
     def forward(self, x, *, train: bool = False):
-        self.out = fast.relu(x, self._zeros)  # max(x, 0), fast: see dlscratch.fast.relu
+        # max(x, 0), fast: see dlscratch.fast.relu
+        self.out = fast.relu(x, self._zeros, inplace=self.inplace)
         return self.out
+
+    def __repr__(self) -> str:
+        return "Relu(inplace=True)" if self.inplace else "Relu()"
 
     def backward(self, dout):
         return dout * (self.out > 0)

@@ -89,10 +89,12 @@ class ConvNetBase(Network):
     #: compares both orders). Pooling first, the ReLU's forward and backward touch a
     #: quarter of the numbers (benchmarks/README.md).
     pool_before_relu: bool = True
+    # Every ReLU here takes the fresh output of a convolution, pooling or affine layer,
+    # which that layer does not keep: the ReLUs work in place (Relu(inplace=True)).
 
     def _relu_and_pool(self, relu_name: str, pool_name: str):
         """Add the ReLU and the 2x2 max pool, in the order :attr:`pool_before_relu` says."""
-        pair = [(relu_name, Relu()), (pool_name, Pooling(2, 2, stride=2))]
+        pair = [(relu_name, Relu(inplace=True)), (pool_name, Pooling(2, 2, stride=2))]
         for name, layer in reversed(pair) if self.pool_before_relu else pair:
             self.layers[name] = layer
 
@@ -215,7 +217,7 @@ class SimpleConvNet(ConvNetBase):
         self.layers["Affine2"] = Affine(
             weight((pool_size, self.hidden_size), pool_size), zeros(np.zeros(self.hidden_size))
         )
-        self.layers["Relu2"] = Relu()
+        self.layers["Relu2"] = Relu(inplace=True)
         self.layers["Affine3"] = Affine(
             weight((self.hidden_size, self.output_size), self.hidden_size),
             zeros(np.zeros(self.output_size)),
@@ -325,7 +327,7 @@ class DeepConvNet(ConvNetBase):
                 self._relu_and_pool(f"Relu{i}", f"Pool{i // 2}")
                 shape = self.layers[f"Pool{i // 2}"].output_shape((1, *shape))[1:]
             else:
-                self.layers[f"Relu{i}"] = Relu()
+                self.layers[f"Relu{i}"] = Relu(inplace=True)
         flat = int(np.prod(shape))
         sizes = [(flat, self.hidden_size), (self.hidden_size, self.output_size)]
         for i, (fan_in, fan_out) in enumerate(sizes, start=7):
@@ -333,7 +335,7 @@ class DeepConvNet(ConvNetBase):
             Wa = self._arr(std * rng.standard_normal((fan_in, fan_out)))
             self.layers[f"Affine{i}"] = Affine(Wa, self._arr(np.zeros(fan_out)))
             if i == 7:
-                self.layers["Relu7"] = Relu()
+                self.layers["Relu7"] = Relu(inplace=True)
             self.layers[f"Dropout{i - 6}"] = Dropout(
                 self.dropout_ratio, rng=rng.spawn(1)[0], scale=dropout_scale
             )
