@@ -195,3 +195,40 @@ def test_command_line_refuses_an_unknown_value_with_status_2(tmp_path):
     assert result.returncode == 2
     assert "DLSCRATCH_KERNELS must be one of numba, numpy, got 'fortran'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_numba_that_does_not_import_means_numpy_and_a_warning(tmp_path):
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('llvmlite is missing (a test)')\n")
+    code = (
+        "import warnings, numpy as np\n"
+        "from dlscratch import kernels\n"
+        "from dlscratch.layers import Convolution, Pooling\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((2, 3, 6, 6))\n"
+        "conv = Convolution(rng.standard_normal((4, 3, 3, 3)), np.zeros(4), pad=1)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    out = Pooling(2, 2).forward(conv.forward(x))\n"
+        "print(kernels.active(), out.shape, len(caught), caught[0].message if caught else '')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    active, rest = result.stdout.split(" ", 1)
+    assert active == "False"
+    assert rest.startswith("(2, 4, 3, 3) 1 Numba is installed but does not import")
+    assert "llvmlite is missing (a test)" in rest
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_integer_images_take_the_numpy_code(dtype):
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 255, (3, 2, 7, 7)).astype(dtype)
+    assert not kernels.active(x)
+    layer = Convolution(rng.standard_normal((3, 2, 3, 3)), np.zeros(3), pad=1)
+    compiled, numpy = both_ways(lambda: layer.forward(x).copy())
+    np.testing.assert_array_equal(compiled, numpy)
+    pooled = both_ways(lambda: Pooling(7, 7).forward(x).copy())
+    np.testing.assert_array_equal(*pooled)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -72,10 +73,37 @@ def enabled() -> bool:
 
 
 def active(x=None) -> bool:
-    """Whether the layers use the compiled loops (for array ``x``, when given)."""
-    if not (available and enabled()):
+    """Whether the layers use the compiled loops (for array ``x``, when given).
+
+    Only for NumPy arrays of float32 or float64 (integer images and CuPy arrays
+    take the NumPy code). The first call imports Numba; if that fails, a warning
+    says why and the layers use the NumPy code from then on.
+    """
+    if not (available and enabled() and _imports()):
         return False
-    return x is None or isinstance(x, np.ndarray)
+    return x is None or (isinstance(x, np.ndarray) and x.dtype in _FLOATS)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _imports() -> bool:
+    global available
+    if "numba" not in _STATE:
+        try:
+            import numba  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - a broken install must not stop training
+            available = False
+            warnings.warn(
+                f"Numba is installed but does not import ({type(exc).__name__}: {exc}); "
+                "convolution and pooling use NumPy's loops instead (slower). Reinstall it "
+                f"with pip install 'dlscratch[fast]', or set {ENV}=numpy to silence this",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        _STATE["numba"] = True
+    return True
 
 
 @contextlib.contextmanager
