@@ -80,7 +80,7 @@ class ConvNetBase(Network):
     eval_batch_size = 100
     #: With ``--threads 2`` a batch is split between two replicas of the network, one per
     #: core (:mod:`dlscratch.nets.parallel`): a SimpleConvNet step then takes about
-    #: 0.6 of the one-thread time.
+    #: 0.7 of the one-thread time (benchmarks/README.md).
     parallel_batches = True
     #: Where the book has "relu - pool", pool first (False: the book's order). Max
     #: pooling and ReLU commute: ``max(relu(a), relu(b)) == relu(max(a, b))`` exactly,

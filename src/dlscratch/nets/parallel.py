@@ -24,7 +24,9 @@ A network takes this path when :func:`dlscratch.backend.num_threads` is 2 or
 more, its class allows it (``parallel_batches``), every layer declares
 ``row_wise`` (not dropout, whose random masks follow the batch's order, nor
 batch norm, whose statistics span the batch), and the batch is large enough.
-Prediction splits too, for any layers: in inference mode every layer is row-wise.
+Prediction splits too, whatever the layers: in inference mode every layer of this
+library is row-wise (dropout scales or passes its input, batch norm uses its running
+statistics).
 """
 
 from __future__ import annotations
