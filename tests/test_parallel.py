@@ -134,3 +134,19 @@ def test_blas_threads_are_restored_after_the_parallel_pass(two_threads):
     SimpleConvNet(**SMALL, hidden_size=8, rng=0).gradient(x, t)
     after = [e["num_threads"] for e in threadpool_info() if e["user_api"] == "blas"]
     assert after == before and num_threads() == 2
+
+
+def test_a_network_kept_whole_gets_the_same_numbers_on_two_threads():
+    """DeepConvNet (dropout) trains on one path; inside it, the convolutions' groups and the
+    pooling halves share the threads, and their sums keep one order: the same numbers."""
+    rng = np.random.default_rng(10)
+    x, t = rng.random((40, 784), dtype=np.float32), rng.integers(0, 10, 40)
+
+    def run():
+        net = DeepConvNet(rng=0)
+        return net.gradient(x, t), net.last_loss
+
+    (one, loss_one), (two, loss_two) = with_threads(1, run), with_threads(2, run)
+    assert loss_two == loss_one
+    for name in one:
+        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
