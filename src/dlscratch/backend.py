@@ -156,7 +156,6 @@ def set_num_threads(n: int | None):
     # a fresh look at the loaded libraries each time (one loaded since is limited too),
     # kept for one_blas_thread
     controller = _THREADPOOLS["controller"] = ThreadpoolController()
-    _THREADPOOLS["threads"] = n
     return controller.limit(limits=n, user_api="blas")
 
 

@@ -146,7 +146,6 @@ def image_groups(n_images: int, col_bytes_per_image: int, xp=np) -> list:
     return [slice(lo, min(n_images, lo + size)) for lo in range(0, n_images, size)]
 
 
-
 _WORKERS: dict = {}
 
 

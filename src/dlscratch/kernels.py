@@ -243,32 +243,23 @@ _BUILDERS = {
 }
 
 
-def _contiguous(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def im2col(x, FH, FW, stride, pad, OH, OW, out=None):
+def im2col(x, FH, FW, stride, pad, OH, OW, out):
     """:func:`dlscratch.layers.conv.im2col_batched` as one loop, padding included.
 
-    x: (N, C, H, W) unpadded -> (N, C*FH*FW, OH*OW), written into ``out`` when given
-    (a buffer reused between calls). Pixels of the padding are written as 0.
+    x: (N, C, H, W) unpadded -> ``out`` (N, C*FH*FW, OH*OW), a buffer reused between
+    calls. Pixels of the padding are written as 0.
     """
-    N, C = x.shape[:2]
-    if out is None:
-        out = np.empty((N, C * FH * FW, OH * OW), dtype=x.dtype)
-    _kernel("im2col", FH, FW, stride, pad)(_contiguous(x), OH, OW, out)
+    _kernel("im2col", FH, FW, stride, pad)(np.ascontiguousarray(x), OH, OW, out)
     return out
 
 
-def col2im(col, x_shape, FH, FW, stride, pad, OH, OW, out=None):
+def col2im(col, FH, FW, stride, pad, OH, OW, out):
     """:func:`dlscratch.layers.conv.col2im_batched` as one loop: the padding is never built.
 
-    col: (N, C*FH*FW, OH*OW) -> (N, C, H, W): each pixel gets the sum of the
+    col: (N, C*FH*FW, OH*OW) -> ``out`` (N, C, H, W): each pixel gets the sum of the
     column entries that came from it.
     """
-    if out is None:
-        out = np.empty(x_shape, dtype=col.dtype)
-    _kernel("col2im", FH, FW, stride, pad)(_contiguous(col), OH, OW, out)
+    _kernel("col2im", FH, FW, stride, pad)(np.ascontiguousarray(col), OH, OW, out)
     return out
 
 
@@ -277,11 +268,11 @@ def max_pool(x, ph, pw, stride, out, arg):
 
     ``arg`` gets each window's arg-max as the offset ``i*pw + j`` (the first maximum).
     """
-    _kernel("max_pool", ph, pw, stride)(_contiguous(x), out, arg)
+    _kernel("max_pool", ph, pw, stride)(np.ascontiguousarray(x), out, arg)
     return out, arg
 
 
 def max_pool_backward(dout, arg, ph, pw, stride, dx):
     """Route ``dout`` (N, C, OH, OW) to the arg-max pixels of ``dx`` (N, C, H, W); the rest 0."""
-    _kernel("max_pool_backward", ph, pw, stride)(_contiguous(dout), arg, dx)
+    _kernel("max_pool_backward", ph, pw, stride)(np.ascontiguousarray(dout), arg, dx)
     return dx

@@ -352,9 +352,7 @@ class Convolution(Layer):
             if dx is not None:
                 dcol = xp.matmul(W_T, dout[part])  # (n, C*FH*FW, OH*OW)
                 if compiled:  # col2im as one loop, straight into dx: see dlscratch.kernels
-                    kernels.col2im(
-                        dcol, x[part].shape, FH, FW, self.stride, self.pad, OH, OW, out=dx[part]
-                    )
+                    kernels.col2im(dcol, FH, FW, self.stride, self.pad, OH, OW, out=dx[part])
                 else:
                     dx[part] = col2im_batched(dcol, x[part].shape, FH, FW, self.stride, self.pad)
             # the group's share of dW: one small product per image, summed over the images

@@ -76,11 +76,11 @@ class Replica:
         xp = get_array_module(net.flat_grads)
         self.flat_grads = xp.zeros_like(net.flat_grads)
         self.grads = []  # (layer of the replica, key, view into self.flat_grads)
-        by_name = dict(zip(net.layers, self.layers.values()))
-        for (_, start, shape), (layer_name, key) in zip(net._grads.layout, _owners(net)):
+        twin = {id(a): b for a, b in zip(net.layers.values(), self.layers.values())}
+        for (_, start, shape), (layer, key) in zip(net._grads.layout, net._param_owner.values()):
             view = self.flat_grads[start : start + math.prod(shape)].reshape(shape)
-            by_name[layer_name].grad_out[key] = view
-            self.grads.append((by_name[layer_name], key, view))
+            twin[id(layer)].grad_out[key] = view
+            self.grads.append((twin[id(layer)], key, view))
 
     def matches(self, net) -> bool:
         return self.source == _fingerprint(net)
@@ -103,12 +103,6 @@ class Replica:
         for layer in self.layers.values():
             x = layer.forward(x, train=False)
         return x
-
-
-def _owners(net):
-    """(layer name, key) of each parameter, in the order of the gradient buffer's layout."""
-    layer_names = {id(layer): name for name, layer in net.layers.items()}
-    return [(layer_names[id(layer)], key) for layer, key in net._param_owner.values()]
 
 
 def _fingerprint(net) -> tuple:
@@ -143,12 +137,12 @@ def gradient(net, x, t, parts) -> float:
     n = x.shape[0]
     workers = replicas(net, len(parts))
 
-    def run(k):
-        part = parts[k]
-        return workers[k].loss_and_gradient(x[part], t[part], (part.stop - part.start) / n)
+    def run(job):
+        worker, part = job
+        return worker.loss_and_gradient(x[part], t[part], (part.stop - part.start) / n)
 
     with one_blas_thread():  # one BLAS thread per part: the parts are the parallelism
-        losses = fast.each_group(list(range(len(parts))), run)
+        losses = fast.each_group(list(zip(workers, parts)), run)
     flat = net.flat_grads
     flat[...] = workers[0].flat_grads
     for worker in workers[1:]:
@@ -160,12 +154,7 @@ def gradient(net, x, t, parts) -> float:
 
 def predict(net, x, parts):
     """Scores of the batch ``x``, computed in ``parts`` on threads."""
-    workers = replicas(net, len(parts))
-    xp = get_array_module(x)
-
-    def run(k):
-        return workers[k].predict(x[parts[k]])
-
+    jobs = list(zip(replicas(net, len(parts)), parts))
     with one_blas_thread():
-        scores = fast.each_group(list(range(len(parts))), run)
-    return xp.concatenate(scores, axis=0)
+        scores = fast.each_group(jobs, lambda job: job[0].predict(x[job[1]]))
+    return get_array_module(x).concatenate(scores, axis=0)
