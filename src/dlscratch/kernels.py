@@ -39,8 +39,11 @@ __all__ = [
     "col2im",
     "enabled",
     "im2col",
+    "im2col_rows",
+    "bias_relu",
     "max_pool",
     "max_pool_backward",
+    "max_pool_rows",
     "use",
 ]
 
@@ -235,11 +238,97 @@ def _build_max_pool_backward(ph, pw, stride):
     return _jit(max_pool_backward_loop)
 
 
+def _build_im2col_rows(FH, FW, stride, pad):
+    from numba import uint64
+
+    def im2col_rows_loop(x, C, OH, OW, r0, r1, col):
+        N, H, WC = x.shape  # channels-last images, each row of pixels flat: (N, H, W*C)
+        W = WC // C
+        run = FW * C  # one window row: FW neighbouring pixels, C channels each
+        n, oy, ox = r0 // (OH * OW), (r0 // OW) % OH, r0 % OW  # row r0's output pixel
+        for r in range(r0, r1):  # row r is output pixel (n, oy, ox), in that order
+            x0 = ox * stride - pad  # the window's first column
+            inside = x0 >= 0 and x0 + FW <= W
+            dst = uint64(r - r0)
+            for i in range(FH):
+                y = oy * stride + i - pad
+                start = i * run
+                if y < 0 or y >= H:  # a row of padding
+                    for k in range(run):
+                        col[dst, uint64(start + k)] = 0
+                elif inside:  # one contiguous run of the input row
+                    src = x0 * C
+                    for k in range(run):
+                        col[dst, uint64(start + k)] = x[uint64(n), uint64(y), uint64(src + k)]
+                else:  # the window hangs over the left or right edge
+                    for j in range(FW):
+                        xx = x0 + j
+                        at = start + j * C
+                        if 0 <= xx < W:
+                            for c in range(C):
+                                col[dst, uint64(at + c)] = x[
+                                    uint64(n), uint64(y), uint64(xx * C + c)
+                                ]
+                        else:
+                            for c in range(C):
+                                col[dst, uint64(at + c)] = 0
+            ox += 1  # the next output pixel
+            if ox == OW:
+                ox = 0
+                oy += 1
+                if oy == OH:
+                    oy = 0
+                    n += 1
+
+    return _jit(im2col_rows_loop)
+
+
+def _build_max_pool_rows(ph, pw, stride):
+    from numba import uint64
+
+    def max_pool_rows_loop(x, out):
+        N, OH, OW, C = out.shape  # channels-last: the channel loop is the inner one
+        for n in range(N):
+            for oy in range(OH):
+                for ox in range(OW):
+                    y0, x0 = oy * stride, ox * stride
+                    for c in range(C):
+                        out[n, oy, ox, c] = x[n, y0, x0, c]
+                    for i in range(ph):
+                        for j in range(pw):
+                            if i == 0 and j == 0:
+                                continue
+                            for c in range(C):
+                                v = x[n, uint64(y0 + i), uint64(x0 + j), c]
+                                best = out[n, oy, ox, c]
+                                # as max_pool: the first maximum; a NaN wins and stays
+                                if v > best or (v != v and best == best):
+                                    out[n, oy, ox, c] = v
+
+    return _jit(max_pool_rows_loop)
+
+
+def _build_bias_relu(relu):
+    def bias_relu_loop(out, b):
+        R, F = out.shape
+        for r in range(R):
+            for f in range(F):
+                v = out[r, f] + b[f]
+                if relu and v < 0:  # max(v, 0); a NaN stays NaN, as with np.maximum
+                    v = 0
+                out[r, f] = v
+
+    return _jit(bias_relu_loop)
+
+
 _BUILDERS = {
     "im2col": _build_im2col,
+    "im2col_rows": _build_im2col_rows,
     "col2im": _build_col2im,
     "max_pool": _build_max_pool,
     "max_pool_backward": _build_max_pool_backward,
+    "max_pool_rows": _build_max_pool_rows,
+    "bias_relu": _build_bias_relu,
 }
 
 
@@ -276,3 +365,33 @@ def max_pool_backward(dout, arg, ph, pw, stride, dx):
     """Route ``dout`` (N, C, OH, OW) to the arg-max pixels of ``dx`` (N, C, H, W); the rest 0."""
     _kernel("max_pool_backward", ph, pw, stride)(np.ascontiguousarray(dout), arg, dx)
     return dx
+
+
+# -- channels-last order (inference: dlscratch.nets.channels_last) ---------------------------------
+def im2col_rows(x, FH, FW, stride, pad, OH, OW, r0, r1, out):
+    """Rows ``r0:r1`` of the channels-last im2col matrix of ``x``.
+
+    x: (N, H, W, C) unpadded, channels last -> ``out`` (r1 - r0, FH*FW*C). Row ``r``
+    is output pixel ``(n, oy, ox)`` with ``r = (n*OH + oy)*OW + ox``; its entries
+    run in (FH, FW, C) order, so that one window row, FW pixels of C channels, is
+    one contiguous run of the input. Pixels of the padding are written as 0.
+    """
+    N, H, W, C = x.shape
+    flat_rows = np.ascontiguousarray(x).reshape(N, H, W * C)
+    _kernel("im2col_rows", FH, FW, stride, pad)(flat_rows, C, OH, OW, r0, r1, out)
+    return out
+
+
+def max_pool_rows(x, ph, pw, stride, out):
+    """Max pooling in channels-last order: x (N, H, W, C) -> ``out`` (N, OH, OW, C).
+
+    No padding; each window's value is its first maximum, as :func:`max_pool`'s.
+    """
+    _kernel("max_pool_rows", ph, pw, stride)(np.ascontiguousarray(x), out)
+    return out
+
+
+def bias_relu(out, b, relu: bool):
+    """``out += b`` in place for ``out`` (R, F) and ``b`` (F,), then ``max(out, 0)`` if ``relu``."""
+    _kernel("bias_relu", bool(relu))(out, b)
+    return out

@@ -38,7 +38,7 @@ from dlscratch.layers import (
     Dropout,
     SoftmaxWithLoss,
 )
-from dlscratch.nets import parallel
+from dlscratch.nets import channels_last, parallel
 from dlscratch.registry import Registry
 
 #: Networks a run configuration can name (``dlscratch train --net NAME``). Each entry is a
@@ -259,6 +259,8 @@ class Network:
         parts = None if train else parallel.parts_for(self, x.shape[0], train=False)
         if parts:  # the batch shared among threads: see dlscratch.nets.parallel
             return parallel.predict(self, self._shape_input(x), parts)
+        if not train:  # convolutions channels-last: see dlscratch.nets.channels_last
+            return channels_last.forward(self.layers.values(), x)
         for layer in self.layers.values():
             x = layer.forward(x, train=train)
         return x
@@ -289,8 +291,11 @@ class Network:
     def _forward_loss(self, x, t, train: bool) -> float:
         """The loss of an already validated batch; kept as :attr:`last_loss`."""
         x = self._shape_input(x)
-        for layer in self.layers.values():
-            x = layer.forward(x, train=train)
+        if train:
+            for layer in self.layers.values():
+                x = layer.forward(x, train=True)
+        else:  # as predict: see dlscratch.nets.channels_last
+            x = channels_last.forward(self.layers.values(), x)
         self.last_loss = float(self.last_layer.forward(x, t)) + self.weight_decay_loss()
         return self.last_loss
 
