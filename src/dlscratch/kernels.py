@@ -238,10 +238,14 @@ def _build_max_pool_backward(ph, pw, stride):
     return _jit(max_pool_backward_loop)
 
 
-def _build_im2col_rows(FH, FW, stride, pad):
+def _build_im2col_rows(FH, FW, stride, pad, fixed_C):
     from numba import uint64
 
-    def im2col_rows_loop(x, C, OH, OW, r0, r1, col):
+    def im2col_rows_loop(x, channels, OH, OW, r0, r1, col):
+        # fixed_C: the channel count compiled in (single-channel images: their 3-number
+        # runs are best unrolled, 3x faster), or 0 to read it at run time (long runs:
+        # faster as a loop, measured)
+        C = fixed_C if fixed_C else channels
         N, H, WC = x.shape  # channels-last images, each row of pixels flat: (N, H, W*C)
         W = WC // C
         run = FW * C  # one window row: FW neighbouring pixels, C channels each
@@ -283,7 +287,7 @@ def _build_im2col_rows(FH, FW, stride, pad):
     return _jit(im2col_rows_loop)
 
 
-def _build_max_pool_rows(ph, pw, stride):
+def _build_max_pool_rows(ph, pw, stride, relu):
     from numba import uint64
 
     def max_pool_rows_loop(x, out):
@@ -304,6 +308,10 @@ def _build_max_pool_rows(ph, pw, stride):
                                 # as max_pool: the first maximum; a NaN wins and stays
                                 if v > best or (v != v and best == best):
                                     out[n, oy, ox, c] = v
+                    if relu:  # max(out, 0); a NaN stays NaN, as with np.maximum
+                        for c in range(C):
+                            if out[n, oy, ox, c] < 0:
+                                out[n, oy, ox, c] = 0
 
     return _jit(max_pool_rows_loop)
 
@@ -378,16 +386,18 @@ def im2col_rows(x, FH, FW, stride, pad, OH, OW, r0, r1, out):
     """
     N, H, W, C = x.shape
     flat_rows = np.ascontiguousarray(x).reshape(N, H, W * C)
-    _kernel("im2col_rows", FH, FW, stride, pad)(flat_rows, C, OH, OW, r0, r1, out)
+    loop = _kernel("im2col_rows", FH, FW, stride, pad, 1 if C == 1 else 0)
+    loop(flat_rows, C, OH, OW, r0, r1, out)
     return out
 
 
-def max_pool_rows(x, ph, pw, stride, out):
+def max_pool_rows(x, ph, pw, stride, out, relu: bool = False):
     """Max pooling in channels-last order: x (N, H, W, C) -> ``out`` (N, OH, OW, C).
 
     No padding; each window's value is its first maximum, as :func:`max_pool`'s.
+    ``relu``: then ``max(out, 0)``, in the same pass.
     """
-    _kernel("max_pool_rows", ph, pw, stride)(np.ascontiguousarray(x), out)
+    _kernel("max_pool_rows", ph, pw, stride, bool(relu))(np.ascontiguousarray(x), out)
     return out
 
 

@@ -87,24 +87,29 @@ def _run(layers, x):
     i = 0
     while i < len(layers):
         layer = layers[i]
+        relu = i + 1 < len(layers) and isinstance(layers[i + 1], Relu)
         if isinstance(layer, Convolution):
-            relu = i + 1 < len(layers) and isinstance(layers[i + 1], Relu)
             shape = layer.output_shape(shape)  # checks that the windows tile the input
             h = _convolve(layer, h, shape, relu)
-            i += 2 if relu else 1
-            continue
-        if isinstance(layer, Pooling):
+        elif isinstance(layer, Pooling):
             shape = layer.output_shape(shape)
-            N, C, OH, OW = shape
-            out = np.empty((N, OH, OW, C), dtype=h.dtype)
-            parts = fast.split_batch(N)
-            sizes = (layer.pool_h, layer.pool_w, layer.stride)
-            fast.each_group(parts, lambda p: kernels.max_pool_rows(h[p], *sizes, out[p]))
-            h = out
-        else:  # a ReLU that follows pooling: max(h, 0), in place (h is this module's own)
+            h = _max_pool(layer, h, shape, relu)
+        else:  # a ReLU after a ReLU: max(h, 0) in place (h is this module's own array)
+            relu = False
             np.maximum(h, 0, out=h)
-        i += 1
+        i += 2 if relu else 1  # a ReLU right after a layer is done in that layer's pass
     return np.ascontiguousarray(h.transpose(0, 3, 1, 2))  # (N, C, H, W)
+
+
+def _max_pool(layer: Pooling, h, out_shape, relu: bool):
+    """Max pooling (and the ReLU after it) of channels-last ``h`` (N, H, W, C)."""
+    N, C, OH, OW = out_shape
+    out = np.empty((N, OH, OW, C), dtype=h.dtype)
+    sizes = (layer.pool_h, layer.pool_w, layer.stride)
+    fast.each_group(
+        fast.split_batch(N), lambda p: kernels.max_pool_rows(h[p], *sizes, out[p], relu)
+    )
+    return out
 
 
 def _convolve(layer: Convolution, h, out_shape, relu: bool):
