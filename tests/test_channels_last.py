@@ -112,10 +112,10 @@ def test_a_layer_it_does_not_take_ends_the_run_and_runs_as_usual(stop):
 
 def test_groups_of_rows_and_a_short_last_chunk():
     """Many images: the rows go in several cache-sized groups, the last group ends in a
-    chunk shorter than CHUNK_ROWS; every row must still be right."""
+    chunk shorter than the others (chunk_rows); every row must still be right."""
     rng = np.random.default_rng(3)
     layers = [conv(rng, 16, 16, 3, 3, np.float64, pad=1), Relu()]
-    x = rng.standard_normal((23, 16, 13, 13))  # 23 * 169 rows, not a multiple of 32
+    x = rng.standard_normal((23, 16, 13, 13))  # 3887 rows: groups of 1792, chunks of 128
     assert_close(channels_last.forward(layers, x), layer_by_layer(layers, x), np.float64)
 
 

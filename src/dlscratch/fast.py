@@ -20,7 +20,9 @@ the layers' speed work: im2col, col2im and max pooling as single passes.
 
 The other speed work lives with what it speeds up: the flat parameter buffer in
 :mod:`dlscratch.nets.base` (one buffer per network, so an optimizer updates every
-parameter in a handful of operations) and the in-place update rules of
+parameter in a handful of operations), the batch split among threads of
+:mod:`dlscratch.nets.parallel`, inference with the channels last
+(:mod:`dlscratch.nets.channels_last`) and the in-place update rules of
 :mod:`dlscratch.optim`.
 """
 

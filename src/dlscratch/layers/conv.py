@@ -259,7 +259,9 @@ class Convolution(Layer):
     times the size of the input, stay in the cache instead of making a round
     trip through main memory; backward builds each group's columns again
     rather than keeping the whole batch's. The layout choice is explained in
-    :func:`im2col_batched`. The attributes of :class:`~dlscratch.layers.Layer`
+    :func:`im2col_batched`. A network's predictions skip this method: they run its
+    convolutions with the channels last (:mod:`dlscratch.nets.channels_last`), the
+    same sums in another order. The attributes of :class:`~dlscratch.layers.Layer`
     apply: gradients go into ``grad_out`` when a network provides it, and the
     first layer of a network (``input_grad = False``) skips ``dcol`` and col2im.
 

@@ -13,8 +13,8 @@ pooling and ReLU layers that way, then hands the rest of the network the usual
   instead of one row of ``OW`` pixels per channel.
 * **The product writes the output in place.** With the columns as rows,
   ``(pixels, FH*FW*C) @ (FH*FW*C, FN)`` is already the next layer's
-  channels-last input. The product runs in chunks of :data:`CHUNK_ROWS` rows, a
-  shape OpenBLAS multiplies faster than one tall matrix.
+  channels-last input. The product runs in chunks of rows (:func:`chunk_rows`),
+  a size OpenBLAS multiplies faster than one tall matrix.
 * **Bias and ReLU in one pass**, while the group of rows is still in the cache
   (:func:`dlscratch.kernels.bias_relu`), and max pooling with the channels as
   the inner, vectorised loop (:func:`dlscratch.kernels.max_pool_rows`).
@@ -43,9 +43,17 @@ from dlscratch import fast, kernels
 from dlscratch.backend import one_blas_thread
 from dlscratch.layers import Convolution, Pooling, Relu
 
-#: Rows per matrix product: the product of a group's columns with the filters runs as a
-#: stack of (CHUNK_ROWS, FH*FW*C) @ (FH*FW*C, FN) products (benchmarks/README.md).
-CHUNK_ROWS = 32
+#: Multiply-adds per matrix product, at most: a group's columns times the filters runs as a
+#: stack of (rows, FH*FW*C) @ (FH*FW*C, FN) products of about this size. OpenBLAS
+#: multiplies products of up to about a million multiply-adds without first copying them
+#: into its packed layout; measured, 105-115 GFLOP/s in chunks of this size against
+#: 80-95 for larger ones or one tall product (benchmarks/README.md).
+PRODUCT_SIZE = 600_000
+
+
+def chunk_rows(K: int, FN: int) -> int:
+    """Rows per product for columns of ``K`` entries and ``FN`` filters: 8 to 128."""
+    return max(8, min(128, PRODUCT_SIZE // (K * FN)))
 
 
 def _takes(layer) -> bool:
@@ -123,17 +131,18 @@ def _convolve(layer: Convolution, h, out_shape, relu: bool):
     bias = np.ascontiguousarray(b, dtype=dtype)
     rows = N * OH * OW
     out = np.empty((rows, FN), dtype=dtype)  # (N, OH, OW, FN): the next layer's input
-    per_group = max(1, fast.CACHE_BYTES // (K * out.itemsize) // CHUNK_ROWS) * CHUNK_ROWS
+    chunk = chunk_rows(K, FN)
+    per_group = max(1, fast.CACHE_BYTES // (K * out.itemsize) // chunk) * chunk
     groups = [slice(r, min(rows, r + per_group)) for r in range(0, rows, per_group)]
     sizes = (FH, FW, layer.stride, layer.pad, OH, OW)
 
     def group(part):
         n = part.stop - part.start
         col = kernels.im2col_rows(h, *sizes, part.start, part.stop, fast.scratch((n, K), dtype))
-        whole = n - n % CHUNK_ROWS
-        if whole:  # a stack of (CHUNK_ROWS, K) @ (K, FN) products
-            chunks = out[part.start : part.start + whole].reshape(-1, CHUNK_ROWS, FN)
-            np.matmul(col[:whole].reshape(-1, CHUNK_ROWS, K), filters, out=chunks)
+        whole = n - n % chunk
+        if whole:  # a stack of (chunk, K) @ (K, FN) products
+            chunks = out[part.start : part.start + whole].reshape(-1, chunk, FN)
+            np.matmul(col[:whole].reshape(-1, chunk, K), filters, out=chunks)
         if whole < n:
             np.matmul(col[whole:], filters, out=out[part.start + whole : part.stop])
         kernels.bias_relu(out[part], bias, relu)
