@@ -45,9 +45,9 @@ from dlscratch.layers import Convolution, Pooling, Relu
 
 #: Multiply-adds per matrix product, at most: a group's columns times the filters runs as a
 #: stack of (rows, FH*FW*C) @ (FH*FW*C, FN) products of about this size. OpenBLAS
-#: multiplies products of up to about a million multiply-adds without first copying them
-#: into its packed layout; measured, 105-115 GFLOP/s in chunks of this size against
-#: 80-95 for larger ones or one tall product (benchmarks/README.md).
+#: multiplies products of up to 100*100*100 multiply-adds with its small-matrix kernels,
+#: which skip the copies into its packed layout; measured, 105-115 GFLOP/s in chunks of
+#: this size against 80-95 for larger ones or one tall product (benchmarks/README.md).
 PRODUCT_SIZE = 600_000
 
 
