@@ -9,6 +9,10 @@ installed (``pip install 'dlscratch[fast]'``), the layers call the plain loops
 below instead, compiled to machine code: one pass each, several times faster
 (``benchmarks/bench_cnn.py``). The matrix products stay with NumPy's BLAS.
 
+For inference, :mod:`dlscratch.nets.channels_last` runs convolutions on images
+stored channels last, ``(N, H, W, C)``, with three more loops: :func:`im2col_rows`,
+:func:`max_pool_rows` and :func:`bias_relu`.
+
 Every function here computes what the NumPy code it replaces computes (the same
 numbers, but for the rounding of sums of three or more overlapping windows);
 the tests run the layers both ways and compare. The loops release the GIL

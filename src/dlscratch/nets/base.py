@@ -291,11 +291,8 @@ class Network:
     def _forward_loss(self, x, t, train: bool) -> float:
         """The loss of an already validated batch; kept as :attr:`last_loss`."""
         x = self._shape_input(x)
-        if train:
-            for layer in self.layers.values():
-                x = layer.forward(x, train=True)
-        else:  # as predict: see dlscratch.nets.channels_last
-            x = channels_last.forward(self.layers.values(), x)
+        for layer in self.layers.values():  # every layer's forward: backward may follow
+            x = layer.forward(x, train=train)
         self.last_loss = float(self.last_layer.forward(x, t)) + self.weight_decay_loss()
         return self.last_loss
 

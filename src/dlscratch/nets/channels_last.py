@@ -23,10 +23,13 @@ The arithmetic is the same as the layers': each output is the same sum of
 ``W * x`` products plus the bias, only added up in (FH, FW, C) order instead of
 (C, FH, FW), so the scores agree to rounding (``tests/test_channels_last.py``
 compares them in float64 and float32, and the book's DeepConvNet weights give
-the same test accuracy). The layers' own ``forward`` is not called, so their
-backward caches are left alone: this path is for inference only
-(``train=False``), which :meth:`dlscratch.nets.Network.predict` and the
-evaluation loss use when the compiled loops are on (:func:`dlscratch.kernels.active`).
+the same test accuracy). It is for predictions only: :meth:`dlscratch.nets.Network.predict`
+(and so ``accuracy``) takes it when the compiled loops are on
+(:func:`dlscratch.kernels.active`). The layers' own ``forward`` is not called, so
+what they keep for backward stays as the last ``loss`` or ``gradient`` left it, the
+loss layer's included; ``loss`` itself runs every layer's ``forward``, so that a
+backward pass through the layers after it, as the book's ``gradient`` does, is
+the gradient of that loss.
 
 Which layers it takes: a :class:`~dlscratch.layers.Convolution` (any size,
 stride, padding), max :class:`~dlscratch.layers.Pooling` without padding, and
