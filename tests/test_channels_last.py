@@ -59,14 +59,14 @@ def test_networks_predict_what_their_layers_give(net_class, dtype, n):
 
 
 def test_loss_then_backward_through_the_layers_is_still_the_loss_gradient():
-    """The book's gradient(): loss, then backward through the layers by hand. A
-    prediction in between (which skips the layers' forward) must not change it."""
+    """The book's gradient(): loss (train=False), then backward through the layers by
+    hand. loss must run every layer's forward, not the channels-last path."""
     rng = np.random.default_rng(0)
     net = SimpleConvNet(dtype=np.float64, rng=0)
     x, t = rng.random((20, 784)), rng.integers(0, 10, 20)
     want = net.gradient(x, t)
+    net.predict(rng.random((20, 784)))  # other images, the same batch size
     net.loss(x, t)
-    net.predict(rng.random((30, 784)))  # other images
     dout = net.last_layer.backward(1.0)
     for layer in reversed(net.layers.values()):
         dout = layer.backward(dout)

@@ -25,11 +25,10 @@ The arithmetic is the same as the layers': each output is the same sum of
 compares them in float64 and float32, and the book's DeepConvNet weights give
 the same test accuracy). It is for predictions only: :meth:`dlscratch.nets.Network.predict`
 (and so ``accuracy``) takes it when the compiled loops are on
-(:func:`dlscratch.kernels.active`). The layers' own ``forward`` is not called, so
-what they keep for backward stays as the last ``loss`` or ``gradient`` left it, the
-loss layer's included; ``loss`` itself runs every layer's ``forward``, so that a
-backward pass through the layers after it, as the book's ``gradient`` does, is
-the gradient of that loss.
+(:func:`dlscratch.kernels.active`). The layers' own ``forward`` is not called for
+the run, so a prediction does not leave what backward needs in them; backward belongs
+after ``loss`` or ``gradient``, which run every layer's ``forward`` (as the book's
+``gradient`` does: loss, then backward through the layers).
 
 Which layers it takes: a :class:`~dlscratch.layers.Convolution` (any size,
 stride, padding), max :class:`~dlscratch.layers.Pooling` without padding, and
