@@ -134,6 +134,16 @@ def test_a_layer_it_does_not_take_ends_the_run_and_runs_as_usual(stop):
     run_both_ways(layers, x, np.float64, run=3)
 
 
+def test_a_subclass_of_a_layer_it_takes_ends_the_run():
+    class HalfRelu(Relu):  # a forward of its own: channels-last must not replace it
+        def forward(self, x, *, train=False):
+            return super().forward(x, train=train) / 2
+
+    rng = np.random.default_rng(2)
+    layers = [conv(rng, 3, 1, 3, 3, np.float64), HalfRelu(), conv(rng, 2, 3, 3, 3, np.float64)]
+    run_both_ways(layers, rng.standard_normal((3, 1, 9, 9)), np.float64, run=0)
+
+
 def test_one_convolution_runs_through_its_layers():
     rng = np.random.default_rng(2)
     layers = [conv(rng, 4, 1, 3, 3, np.float64), Pooling(2, 2), Relu(), Flatten()]

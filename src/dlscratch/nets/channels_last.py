@@ -60,8 +60,9 @@ def chunk_rows(K: int, FN: int) -> int:
 
 
 def _takes(layer) -> bool:
-    """Whether this module runs ``layer`` channels-last."""
-    if isinstance(layer, Pooling):
+    """Whether this module runs ``layer`` channels-last (never a subclass, whose forward
+    may compute something else)."""
+    if type(layer) is Pooling:
         return layer.mode == "max" and layer.pad == 0
     return type(layer) in (Convolution, Relu)
 
