@@ -40,11 +40,11 @@ __all__ = [
     "ENV",
     "active",
     "available",
+    "bias_relu",
     "col2im",
     "enabled",
     "im2col",
     "im2col_rows",
-    "bias_relu",
     "max_pool",
     "max_pool_backward",
     "max_pool_rows",
@@ -128,7 +128,8 @@ _KERNELS: dict = {}
 
 
 def _kernel(name: str, *sizes):
-    """The loop ``name`` compiled for these window sizes, strides and paddings.
+    """The loop ``name`` compiled for these constants (window sizes, stride, padding, and
+    for some loops a channel count or whether a ReLU follows).
 
     Each combination is compiled on its own, with the sizes as constants: the
     compiler then unrolls the small window loops, which makes a 2x2 max pool
